@@ -1,0 +1,88 @@
+// Command amtpkit is the AMTP toolkit: it stages test runs (a throwaway PKI,
+// a DNS server on loopback) and drives AMTP servers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one amtpkit subcommand. Run receives the arguments after the
+// subcommand name and writes its normal output to stdout.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var commands = map[string]command{
+	"pki": {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
+	"dns": {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
+}
+
+// errUsage marks an error caused by bad command-line arguments; it maps to
+// exit code 2.
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	os.Exit(runMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "amtpkit: unknown command %q; run 'amtpkit help' for the list\n", args[0])
+		return 2
+	}
+
+	err := cmd.run(ctx, args[1:], stdout)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "amtpkit %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "amtpkit %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: amtpkit COMMAND [options]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
+	}
+}
+
+// usageErrorf returns an error wrapping errUsage with a formatted message.
+func usageErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
