@@ -1,0 +1,335 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amtp-toolkit/amtp/reference/identity"
+	"github.com/amtp-toolkit/amtp/reference/mpc"
+	"github.com/amtp-toolkit/amtp/reference/smtp"
+)
+
+// errCloseSession ends the command loop after the reply already sent.
+var errCloseSession = errors.New("close session")
+
+// session is one client connection.
+type session struct {
+	srv    *Server
+	ep     *endpoint
+	raw    net.Conn
+	conn   *tls.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	remote netip.AddrPort
+	id     string
+	log    *slog.Logger
+
+	start    time.Time
+	deadline time.Time // end of session_timeout
+
+	// mu guards idle and readTimeout against Server.Shutdown.
+	mu          sync.Mutex
+	idle        bool
+	readTimeout time.Duration
+
+	// State set by EHLO and AUTH.
+	ehlo     string
+	identity *identity.Identity
+	authUser string
+
+	tx *transaction
+
+	// Counters for the session log line.
+	errors     int
+	accepted   int
+	rejected   int
+	recipients int
+	outcome    string
+}
+
+// transaction is the mail transaction between MAIL and the end of DATA.
+type transaction struct {
+	from       string
+	mpc        mpc.Value
+	recipients []string
+	seen       map[string]bool // lower-case recipients, to drop duplicates
+	attempts   int             // RCPT commands, accepted or not
+}
+
+func newSession(srv *Server, ep *endpoint, conn net.Conn, remote netip.AddrPort) *session {
+	id := newID()
+	return &session{
+		srv:    srv,
+		ep:     ep,
+		raw:    conn,
+		conn:   tls.Server(conn, srv.tls),
+		remote: remote,
+		id:     id,
+		log:    srv.log.With("session", id, "listener", ep.kind, "peer", remote.String()),
+		start:  time.Now(),
+	}
+}
+
+// newID returns a random identifier for sessions and messages.
+func newID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return base32.StdEncoding.EncodeToString(b[:])
+}
+
+// serve runs the session from the TLS handshake to the close.
+func (s *session) serve() {
+	defer s.conn.Close()
+	s.deadline = s.start.Add(s.srv.cfg.Limits.SessionTimeout.Duration)
+	s.outcome = "closed"
+	defer s.logSummary()
+
+	// Section 4.2: the connection is established using TLS, from the
+	// first byte (implicit TLS), and the client must present a
+	// certificate; crypto/tls rejects a client without one here.
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.Limits.HandshakeTimeout.Duration)
+	err := s.conn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.outcome = "tls_handshake_failed"
+		s.log.Info("TLS handshake failed", "error", err)
+		return
+	}
+
+	s.readTimeout = s.srv.cfg.Limits.CommandTimeout.Duration
+	s.r = bufio.NewReaderSize(deadlineReader{s}, 4096)
+	s.w = bufio.NewWriterSize(s.conn, 4096)
+
+	if err := s.reply(codeReady, "", s.srv.hostname+" AMTP service ready"); err != nil {
+		s.outcome = "write_failed"
+		return
+	}
+	s.commandLoop()
+}
+
+func (s *session) commandLoop() {
+	for {
+		line, err := s.readCommand()
+		switch {
+		case err == nil:
+			cmd := smtp.ParseCommand(line)
+			err = s.dispatch(cmd)
+		case isRecoverableLineError(err):
+			// The reader stopped at a line boundary, so the session can
+			// reply and go on.
+			s.log.Info("invalid command line", "error", err)
+			err = s.fail(lineErrorReply(err))
+		default:
+			s.handleReadError(err)
+			return
+		}
+
+		if err != nil {
+			if !errors.Is(err, errCloseSession) {
+				s.outcome = "write_failed"
+				s.log.Info("session ended by write error", "error", err)
+			}
+			return
+		}
+		if s.errors >= s.srv.cfg.Limits.MaxErrors {
+			s.outcome = "too_many_errors"
+			s.log.Warn("closing session after too many errors", "errors", s.errors)
+			s.sendReply(replyTooManyErrors)
+			return
+		}
+	}
+}
+
+func isRecoverableLineError(err error) bool {
+	return errors.Is(err, smtp.ErrLineTooLong) || errors.Is(err, smtp.ErrBareLF) || errors.Is(err, smtp.ErrBareCR)
+}
+
+func lineErrorReply(err error) reply {
+	if errors.Is(err, smtp.ErrLineTooLong) {
+		return replyLineTooLong
+	}
+	return replyBareLF
+}
+
+// readCommand waits for the next command line. While it waits the session
+// counts as idle, so a shutdown interrupts the read.
+func (s *session) readCommand() (string, error) {
+	s.mu.Lock()
+	if s.srv.shutdown.Load() {
+		s.mu.Unlock()
+		return "", errShutdown
+	}
+	s.idle = true
+	s.readTimeout = s.srv.cfg.Limits.CommandTimeout.Duration
+	s.mu.Unlock()
+
+	line, err := smtp.ReadCommandLine(s.r)
+
+	s.mu.Lock()
+	s.idle = false
+	s.mu.Unlock()
+
+	if err != nil && s.srv.shutdown.Load() && (isTimeout(err) || errors.Is(err, errShutdown)) {
+		return "", errShutdown
+	}
+	return line, err
+}
+
+// deadlineReader sets the read deadline of the session's connection before
+// each read, so each timeout of RFC 5321 section 4.5.3.2 applies to every
+// block the client sends rather than to a whole command or message.
+type deadlineReader struct {
+	s *session
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	s := d.s
+	s.mu.Lock()
+	if s.idle && s.srv.shutdown.Load() {
+		s.mu.Unlock()
+		return 0, errShutdown
+	}
+	s.conn.SetReadDeadline(s.timeoutAt(s.readTimeout))
+	s.mu.Unlock()
+	return s.conn.Read(p)
+}
+
+var errShutdown = errors.New("server shutting down")
+
+// interruptIfIdle makes a session that waits for a command return from
+// its read at once. Server.Shutdown calls it.
+func (s *session) interruptIfIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle {
+		s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// timeoutAt returns now+d, capped at the end of the session timeout.
+func (s *session) timeoutAt(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if t.After(s.deadline) {
+		return s.deadline
+	}
+	return t
+}
+
+// handleReadError ends the session after a read error, with a 421 reply
+// where the client can still read one.
+func (s *session) handleReadError(err error) {
+	switch {
+	case errors.Is(err, errShutdown):
+		s.outcome = "shutdown"
+		s.sendReply(replyShutdown)
+	case errors.Is(err, smtp.ErrDiscardCap):
+		s.outcome = "line_too_long"
+		s.log.Warn("closing session: command line exceeds the discard limit", "limit", smtp.MaxCommandDiscard)
+		s.sendReply(replyLineTooLong)
+	case isTimeout(err):
+		s.outcome = "timeout"
+		s.log.Info("closing session: timeout waiting for a command")
+		s.sendReply(replyTimeout)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		if s.outcome == "closed" {
+			s.outcome = "client_closed"
+		}
+	default:
+		s.outcome = "read_failed"
+		s.log.Info("session ended by read error", "error", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// reply writes one reply line and flushes it.
+func (s *session) reply(code int, enhanced, text string) error {
+	s.conn.SetWriteDeadline(s.timeoutAt(s.srv.cfg.Limits.CommandTimeout.Duration))
+	if enhanced != "" {
+		fmt.Fprintf(s.w, "%d %s %s\r\n", code, enhanced, text)
+	} else {
+		fmt.Fprintf(s.w, "%d %s\r\n", code, text)
+	}
+	return s.w.Flush()
+}
+
+// replyLines writes a multi-line reply (RFC 5321 section 4.2.1).
+func (s *session) replyLines(code int, lines []string) error {
+	s.conn.SetWriteDeadline(s.timeoutAt(s.srv.cfg.Limits.CommandTimeout.Duration))
+	for i, line := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		fmt.Fprintf(s.w, "%d%s%s\r\n", code, sep, line)
+	}
+	return s.w.Flush()
+}
+
+func (s *session) sendReply(r reply) error {
+	return s.reply(r.code, r.enhanced, r.text)
+}
+
+// fail sends an error reply and counts it toward limits.max_errors.
+func (s *session) fail(r reply) error {
+	s.errors++
+	return s.sendReply(r)
+}
+
+func (s *session) logSummary() {
+	attrs := []any{
+		"outcome", s.outcome,
+		"cn", "",
+		"ehlo", s.ehlo,
+		"messages", s.accepted,
+		"rejected_messages", s.rejected,
+		"recipients", s.recipients,
+		"errors", s.errors,
+		"duration", time.Since(s.start).Round(time.Millisecond),
+	}
+	if s.identity != nil {
+		attrs[3] = s.identity.CN
+	} else if st := s.conn.ConnectionState(); len(st.PeerCertificates) > 0 {
+		attrs[3] = st.PeerCertificates[0].Subject.CommonName
+	}
+	if st := s.conn.ConnectionState(); st.HandshakeComplete {
+		attrs = append(attrs, "tls", tls.VersionName(st.Version), "resumed", st.DidResume)
+	}
+	if s.authUser != "" {
+		attrs = append(attrs, "user", s.authUser)
+	}
+	s.log.Info("session", attrs...)
+}
+
+// resetTransaction abandons the current mail transaction.
+func (s *session) resetTransaction() {
+	s.tx = nil
+}
+
+func (s *session) greeted() bool {
+	return s.identity != nil
+}
+
+// shortList joins at most n items for a log line.
+func shortList(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ",")
+	}
+	return strings.Join(items[:n], ",") + fmt.Sprintf(",... (%d more)", len(items)-n)
+}
