@@ -1,0 +1,27 @@
+package main_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+)
+
+// amtpdPath is the amtpd binary that the integration tests run.
+var amtpdPath string
+
+func TestAmtpd(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "amtpd integration")
+}
+
+var _ = BeforeSuite(func() {
+	var err error
+	amtpdPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	gexec.CleanupBuildArtifacts()
+})
