@@ -1,0 +1,44 @@
+# Targets for building and testing the AMTP toolkit. Run `make help`.
+
+GO ?= go
+BIN := bin
+FUZZTIME ?= 30s
+
+.PHONY: help build test vet race fuzz bench clean
+
+help:
+	@echo "make build   build amtpd and amtpkit into $(BIN)/"
+	@echo "make test    vet, then run every test (the command CI runs)"
+	@echo "make vet     go vet ./..."
+	@echo "make race    run the tests with the race detector"
+	@echo "make fuzz    run each fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "make bench   run the benchmarks written up in docs/benchmarks.md"
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test ./...
+
+race:
+	$(GO) test -race ./...
+
+# Fuzz targets run one at a time: go test -fuzz accepts one package and one
+# target per run.
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzReadCommandLine$$' -fuzztime=$(FUZZTIME) ./reference/smtp/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadData$$' -fuzztime=$(FUZZTIME) ./reference/smtp/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMail$$' -fuzztime=$(FUZZTIME) ./reference/smtp/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./reference/mpc/
+
+bench:
+	$(GO) test -run='^$$' -bench=BenchmarkSession/ecdsa/handshake -benchtime=2000x ./reference/server/
+	$(GO) test -run='^$$' -bench=BenchmarkSession/rsa/handshake -benchtime=1000x ./reference/server/
+	$(GO) test -run='^$$' -bench=BenchmarkSession/ecdsa/one-message-discard -benchtime=2000x ./reference/server/
+	$(GO) test -run='^$$' -bench=BenchmarkSession/ecdsa/one-message-maildir -benchtime=300x ./reference/server/
+
+clean:
+	rm -rf $(BIN)
