@@ -38,6 +38,9 @@ func (s *session) cmdDATA(arg string) error {
 	s.readTimeout = s.srv.cfg.Limits.DataTimeout.Duration
 	s.mu.Unlock()
 
+	// NOTE: the message is held in memory, so the worst case is
+	// max_sessions × max_message_size octets; a spool file would bound
+	// memory by the buffer size instead.
 	maxSize := s.srv.cfg.Limits.MaxMessageSize
 	msg, err := smtp.ReadData(s.r, maxSize, discardLimit(maxSize))
 	if err != nil {

@@ -64,13 +64,12 @@ type Server struct {
 
 	endpoints []*endpoint
 
-	mu         sync.Mutex
-	sessions   map[*session]struct{}
-	perIP      map[netip.Addr]int
-	shutdown   atomic.Bool
-	rejecters  chan struct{}
-	wg         sync.WaitGroup
-	serveError chan error
+	mu        sync.Mutex
+	sessions  map[*session]struct{}
+	perIP     map[netip.Addr]int
+	shutdown  atomic.Bool
+	rejecters chan struct{}
+	wg        sync.WaitGroup
 }
 
 // endpoint is one listening socket and the rules of its kind.
@@ -115,15 +114,14 @@ func New(opts Options) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:        cfg,
-		hostname:   hostname,
-		log:        logger,
-		deliverer:  opts.Deliverer,
-		sessions:   map[*session]struct{}{},
-		perIP:      map[netip.Addr]int{},
-		rejecters:  make(chan struct{}, maxRejecters),
-		domains:    map[string]domainRule{},
-		serveError: make(chan error, 1),
+		cfg:       cfg,
+		hostname:  hostname,
+		log:       logger,
+		deliverer: opts.Deliverer,
+		sessions:  map[*session]struct{}{},
+		perIP:     map[netip.Addr]int{},
+		rejecters: make(chan struct{}, maxRejecters),
+		domains:   map[string]domainRule{},
 	}
 	s.tls = &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -239,13 +237,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		go s.acceptLoop(ep)
 	}
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-s.serveError:
-	}
+	<-ctx.Done()
 	s.Shutdown()
-	return err
+	return nil
 }
 
 // Shutdown stops the server as Serve describes and waits for its sessions.

@@ -293,9 +293,18 @@ func (s *session) fail(r reply) error {
 }
 
 func (s *session) logSummary() {
+	st := s.conn.ConnectionState()
+	cn := ""
+	switch {
+	case s.identity != nil:
+		cn = s.identity.CN
+	case len(st.PeerCertificates) > 0:
+		cn = st.PeerCertificates[0].Subject.CommonName
+	}
+
 	attrs := []any{
 		"outcome", s.outcome,
-		"cn", "",
+		"cn", cn,
 		"ehlo", s.ehlo,
 		"messages", s.accepted,
 		"rejected_messages", s.rejected,
@@ -303,12 +312,7 @@ func (s *session) logSummary() {
 		"errors", s.errors,
 		"duration", time.Since(s.start).Round(time.Millisecond),
 	}
-	if s.identity != nil {
-		attrs[3] = s.identity.CN
-	} else if st := s.conn.ConnectionState(); len(st.PeerCertificates) > 0 {
-		attrs[3] = st.PeerCertificates[0].Subject.CommonName
-	}
-	if st := s.conn.ConnectionState(); st.HandshakeComplete {
+	if st.HandshakeComplete {
 		attrs = append(attrs, "tls", tls.VersionName(st.Version), "resumed", st.DidResume)
 	}
 	if s.authUser != "" {
