@@ -203,6 +203,9 @@ func ParseEHLO(lines []string) (Policy, error) {
 			p = append(p, decls...)
 
 		case keyword == "MPC-ALLOW" || keyword == "MPC-DENY":
+			if len(fields) == 1 {
+				return nil, fmt.Errorf("EHLO line %q: %s without a role/class", line, fields[0])
+			}
 			for _, pattern := range fields[1:] {
 				d, err := ParseDeclaration(strings.TrimPrefix(keyword, "MPC-")+"="+pattern, false)
 				if err != nil {
