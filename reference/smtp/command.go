@@ -76,7 +76,10 @@ func parsePathArg(arg, prefix string, nullAllowed bool) (string, []Param, error)
 		return "", nil, err
 	}
 
-	path = stripSourceRoute(path)
+	path, ok := stripSourceRoute(path)
+	if !ok {
+		return "", nil, fmt.Errorf("%w: invalid source route in <%s>", ErrPathSyntax, rest[1:end])
+	}
 	switch {
 	case path == "" && nullAllowed:
 		return "", params, nil
@@ -110,15 +113,24 @@ func closingBracket(s string) int {
 }
 
 // stripSourceRoute removes an obsolete source route ("@a,@b:") that RFC 5321
-// section 4.1.1.3 says servers must accept and may ignore.
-func stripSourceRoute(path string) string {
+// section 4.1.1.3 says servers must accept and may ignore. It reports false
+// when a domain of the route is invalid or no mailbox follows the route,
+// so "<@a:>" is not taken for the null reverse-path.
+func stripSourceRoute(path string) (string, bool) {
 	if !strings.HasPrefix(path, "@") {
-		return path
+		return path, true
 	}
-	if _, mailbox, ok := strings.Cut(path, ":"); ok {
-		return mailbox
+	route, mailbox, ok := strings.Cut(path, ":")
+	if !ok {
+		return path, true
 	}
-	return path
+	for _, hop := range strings.Split(route, ",") {
+		domain, ok := strings.CutPrefix(hop, "@")
+		if !ok || !IsDomain(domain) {
+			return "", false
+		}
+	}
+	return mailbox, mailbox != ""
 }
 
 // ParseParams parses the ESMTP parameters after a path: keywords of
@@ -304,13 +316,15 @@ func IsFQDN(s string) bool {
 }
 
 // IsAddressLiteral reports whether s is "[" IPv4 "]" or "[IPv6:" IPv6 "]".
+// The "IPv6:" tag is matched without regard to case, as RFC 5234 strings
+// are.
 func IsAddressLiteral(s string) bool {
 	if len(s) < 3 || s[0] != '[' || s[len(s)-1] != ']' {
 		return false
 	}
 	inner := s[1 : len(s)-1]
-	if v6, ok := strings.CutPrefix(inner, "IPv6:"); ok {
-		addr, err := netip.ParseAddr(v6)
+	if len(inner) >= 5 && strings.EqualFold(inner[:5], "IPv6:") {
+		addr, err := netip.ParseAddr(inner[5:])
 		return err == nil && addr.Is6() && addr.Zone() == ""
 	}
 	addr, err := netip.ParseAddr(inner)
