@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,10 @@ type Config struct {
 	Policy   Policy   `toml:"policy"`
 	Domains  []Domain `toml:"domain"`
 	Delivery Delivery `toml:"delivery"`
+	Queue    Queue    `toml:"queue"`
+	Relay    Relay    `toml:"relay"`
+	Routes   []Route  `toml:"route"`
+	Metrics  Metrics  `toml:"metrics"`
 	Limits   Limits   `toml:"limits"`
 	Log      Log      `toml:"log"`
 
@@ -102,6 +107,66 @@ type Delivery struct {
 	Maildir string `toml:"maildir"` // root of the Maildir folders: ROOT/DOMAIN/LOCALPART
 }
 
+// Queue configures the durable spool and the delivery workers.
+type Queue struct {
+	// Dir is the spool folder. Default: "spool" beside the config file.
+	Dir     string `toml:"dir"`
+	Workers int    `toml:"workers"`
+	// RetryBase is the delay before the first retry of a temporary
+	// failure; each retry doubles it up to RetryMaxInterval.
+	RetryBase        Duration `toml:"retry_base"`
+	RetryMaxInterval Duration `toml:"retry_max_interval"`
+	// MaxAge is how long a message may stay queued before the recipients
+	// still deferred fail and the sender gets a bounce.
+	MaxAge Duration `toml:"max_age"`
+}
+
+// Relay is the identity amtpd presents when it relays over a public
+// network connection to the next hop found by SRV lookup.
+type Relay struct {
+	// Cert and Key are the client certificate; its CN must match the PTR
+	// record of SourceAddr (section 4.2). Default: the server certificate.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// SourceAddr is the local address of outgoing connections.
+	SourceAddr string `toml:"source_addr"`
+	// ServerCA lists the CAs trusted for next-hop server certificates.
+	// Default: public.client_ca.
+	ServerCA []string `toml:"server_ca"`
+	// Port overrides the port of SRV targets; 0 uses the SRV record's.
+	Port int `toml:"port"`
+}
+
+// Route sends the mail for a domain to a configured smarthost.
+type Route struct {
+	// Domain is a recipient domain, or "*" for every remote domain
+	// without a route of its own.
+	Domain string `toml:"domain"`
+	// Kind is "private" (AMTP over a private network connection, section
+	// 7) or "gateway" (SMTP to a non-AMTP next hop, with an MPC header
+	// field added as section 4.4.4 requires).
+	Kind      string `toml:"kind"`
+	Smarthost string `toml:"smarthost"` // host:port
+	// ServerName is the name expected in the smarthost's certificate.
+	ServerName string `toml:"server_name"`
+	// Cert and Key are the private-CA client certificate of a private
+	// route.
+	Cert     string   `toml:"cert"`
+	Key      string   `toml:"key"`
+	ServerCA []string `toml:"server_ca"`
+	// User and PasswordFile give SMTP AUTH PLAIN credentials for a private
+	// route, when the smarthost requires them.
+	User         string `toml:"user"`
+	PasswordFile string `toml:"password_file"`
+	// SourceAddr is the local address of connections to the smarthost.
+	SourceAddr string `toml:"source_addr"`
+}
+
+// Metrics is the optional HTTP listener for Prometheus metrics.
+type Metrics struct {
+	Listen string `toml:"listen"` // host:port; empty disables it
+}
+
 // Limits bound every resource of a session.
 type Limits struct {
 	MaxSessions      int      `toml:"max_sessions"`
@@ -148,6 +213,10 @@ const (
 	DefaultSessionTimeout   = 30 * time.Minute
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultDNSTimeout       = 5 * time.Second
+	DefaultQueueWorkers     = 4
+	DefaultRetryBase        = time.Minute
+	DefaultRetryMaxInterval = time.Hour
+	DefaultMaxAge           = 5 * 24 * time.Hour
 )
 
 // Load reads, completes and validates the configuration at path.
@@ -188,6 +257,24 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	abs(&c.Delivery.Maildir)
+	if c.Queue.Dir == "" {
+		c.Queue.Dir = "spool"
+	}
+	abs(&c.Queue.Dir)
+	abs(&c.Relay.Cert)
+	abs(&c.Relay.Key)
+	for i := range c.Relay.ServerCA {
+		abs(&c.Relay.ServerCA[i])
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		abs(&r.Cert)
+		abs(&r.Key)
+		abs(&r.PasswordFile)
+		for j := range r.ServerCA {
+			abs(&r.ServerCA[j])
+		}
+	}
 	for i := range c.Public.ClientCA {
 		abs(&c.Public.ClientCA[i])
 	}
@@ -214,6 +301,16 @@ func (c *Config) applyDefaults() {
 	setDuration(&l.SessionTimeout, DefaultSessionTimeout)
 	setDuration(&l.ShutdownTimeout, DefaultShutdownTimeout)
 	setDuration(&c.DNS.Timeout, DefaultDNSTimeout)
+	setInt(&c.Queue.Workers, DefaultQueueWorkers)
+	setDuration(&c.Queue.RetryBase, DefaultRetryBase)
+	setDuration(&c.Queue.RetryMaxInterval, DefaultRetryMaxInterval)
+	setDuration(&c.Queue.MaxAge, DefaultMaxAge)
+	if c.Relay.Cert == "" && c.Relay.Key == "" {
+		c.Relay.Cert, c.Relay.Key = c.TLS.Cert, c.TLS.Key
+	}
+	if len(c.Relay.ServerCA) == 0 {
+		c.Relay.ServerCA = c.Public.ClientCA
+	}
 	if c.TLS.MinVersion == "" {
 		c.TLS.MinVersion = "1.2"
 	}
@@ -302,6 +399,46 @@ func (c *Config) Validate() error {
 	}
 	if c.Delivery.Maildir == "" {
 		add("delivery.maildir is required: the root folder of the Maildirs")
+	}
+
+	if c.Queue.Workers < 1 {
+		add("queue.workers must be positive")
+	}
+	if c.Queue.RetryBase.Duration <= 0 || c.Queue.RetryMaxInterval.Duration < c.Queue.RetryBase.Duration {
+		add("queue: retry_base must be positive and retry_max_interval at least retry_base")
+	}
+	if c.Queue.MaxAge.Duration <= 0 {
+		add("queue.max_age must be positive")
+	}
+	if c.Relay.SourceAddr != "" {
+		if _, err := netip.ParseAddr(c.Relay.SourceAddr); err != nil {
+			add("relay.source_addr %q is not an IP address", c.Relay.SourceAddr)
+		}
+	}
+	if c.Relay.Port < 0 || c.Relay.Port > 65535 {
+		add("relay.port %d is out of range", c.Relay.Port)
+	}
+	for i, r := range c.Routes {
+		if r.Domain != "*" && !smtp.IsDomain(r.Domain) {
+			add("route[%d].domain %q: use a domain name or \"*\"", i, r.Domain)
+		}
+		if r.Kind != "private" && r.Kind != "gateway" {
+			add("route[%d].kind %q: use \"private\" or \"gateway\"", i, r.Kind)
+		}
+		if _, _, err := net.SplitHostPort(r.Smarthost); err != nil {
+			add("route[%d].smarthost %q is not host:port", i, r.Smarthost)
+		}
+		if r.Kind == "private" && (r.Cert == "" || r.Key == "") {
+			add("route[%d]: a private route needs cert and key, a client certificate from the private CA", i)
+		}
+		if (r.User == "") != (r.PasswordFile == "") {
+			add("route[%d]: set both user and password_file, or neither", i)
+		}
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			add("metrics.listen %q is not host:port", c.Metrics.Listen)
+		}
 	}
 
 	l := c.Limits

@@ -72,27 +72,40 @@ func safeName(s string) bool {
 // refuses a message that already has an MPC field. On error some
 // recipients may already have their copy.
 func (d *Deliverer) Deliver(ctx context.Context, env *delivery.Envelope, msg []byte) error {
-	// Section 4.4.4: search for a pre-existing MPC field before inserting
-	// one, and never deliver a message that has one.
-	if message.HasMPCField(msg) {
-		return fmt.Errorf("message %s already has an MPC header field", env.ID)
-	}
-	content := message.Prepend(msg,
-		message.Field{Name: "Return-Path", Value: "<" + env.From + ">"},
-		message.Field{Name: "MPC", Value: env.MPC.String()},
-	)
-
 	for _, rcpt := range env.Recipients {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("deliver message %s: %w", env.ID, err)
 		}
-		dir, err := d.MailboxDir(rcpt)
-		if err != nil {
-			return err
+		if err := d.DeliverTo(rcpt, env.From, env.MPC.String(), msg); err != nil {
+			return fmt.Errorf("deliver message %s: %w", env.ID, err)
 		}
-		if _, err := d.write(dir, content); err != nil {
-			return fmt.Errorf("deliver message %s to %s: %w", env.ID, rcpt, err)
-		}
+	}
+	return nil
+}
+
+// ErrMPCFieldPresent means the message already has an MPC header field,
+// which section 4.4.4 forbids a server to deliver.
+var ErrMPCFieldPresent = errors.New("message already has an MPC header field")
+
+// DeliverTo writes one copy of msg to the Maildir of recipient, with a
+// Return-Path field for from and an MPC field for mpcValue in front.
+// Section 4.4.4: the server searches for a pre-existing MPC field before
+// it inserts one, and never delivers a message that has one.
+func (d *Deliverer) DeliverTo(recipient, from, mpcValue string, msg []byte) error {
+	if message.HasMPCField(msg) {
+		return ErrMPCFieldPresent
+	}
+	dir, err := d.MailboxDir(recipient)
+	if err != nil {
+		return err
+	}
+
+	content := message.Prepend(msg,
+		message.Field{Name: "Return-Path", Value: "<" + from + ">"},
+		message.Field{Name: "MPC", Value: mpcValue},
+	)
+	if _, err := d.write(dir, content); err != nil {
+		return fmt.Errorf("deliver to %s: %w", recipient, err)
 	}
 	return nil
 }

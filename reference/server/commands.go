@@ -10,6 +10,7 @@ import (
 
 	"github.com/amtp-toolkit/amtp/reference/identity"
 	"github.com/amtp-toolkit/amtp/reference/mpc"
+	"github.com/amtp-toolkit/amtp/reference/router"
 	"github.com/amtp-toolkit/amtp/reference/smtp"
 )
 
@@ -258,23 +259,31 @@ func (s *session) cmdRCPT(arg string) error {
 	at := strings.LastIndexByte(rcpt, '@')
 	local, domain := strings.ToLower(rcpt[:at]), strings.ToLower(rcpt[at+1:])
 
-	rule, isLocal := s.srv.domains[domain]
-	if !isLocal {
-		// Section 5.1: mail from a public network connection is never
-		// relayed over another one, and this server has no private
-		// route, so only its own domains take mail.
-		s.log.Info("RCPT rejected: not a local domain", "rcpt", rcpt)
-		return s.sendReply(replyRelayDenied)
-	}
-	if checker, ok := s.srv.deliverer.(recipientChecker); ok {
-		if err := checker.CheckRecipient(rcpt); err != nil {
-			s.log.Info("RCPT rejected: mailbox name not allowed", "rcpt", rcpt, "error", err)
-			return s.sendReply(replyBadMailbox)
+	if rule, isLocal := s.srv.domains[domain]; isLocal {
+		if checker, ok := s.srv.deliverer.(recipientChecker); ok {
+			if err := checker.CheckRecipient(rcpt); err != nil {
+				s.log.Info("RCPT rejected: mailbox name not allowed", "rcpt", rcpt, "error", err)
+				return s.sendReply(replyBadMailbox)
+			}
 		}
-	}
-	if len(rule.mailboxes) > 0 && !rule.mailboxes[local] && local != "postmaster" {
-		s.log.Info("RCPT rejected: no such mailbox", "rcpt", rcpt)
-		return s.sendReply(replyNoMailbox)
+		if len(rule.mailboxes) > 0 && !rule.mailboxes[local] && local != "postmaster" {
+			s.log.Info("RCPT rejected: no such mailbox", "rcpt", rcpt)
+			return s.sendReply(replyNoMailbox)
+		}
+	} else {
+		// Section 5.1: a message from a public network connection is never
+		// relayed over another one. Only a private route may carry it on,
+		// and the check is made here so the client learns it at RCPT.
+		origin := router.FromPublic
+		if s.ep.kind == kindPrivate {
+			origin = router.FromPrivate
+		}
+		route, err := s.srv.router.Lookup(domain, origin)
+		if err != nil {
+			s.log.Info("RCPT rejected: relay not permitted", "rcpt", rcpt, "error", err)
+			return s.sendReply(replyRelayDenied)
+		}
+		s.log.Debug("RCPT to a remote domain", "rcpt", rcpt, "route", string(route.Kind))
 	}
 
 	if !s.tx.mpc.IsIndividualMPC() {

@@ -29,6 +29,7 @@ import (
 	"github.com/amtp-toolkit/amtp/reference/identity"
 	"github.com/amtp-toolkit/amtp/reference/mpc"
 	"github.com/amtp-toolkit/amtp/reference/resolver"
+	"github.com/amtp-toolkit/amtp/reference/router"
 )
 
 // Listener kinds, as used in log lines.
@@ -61,6 +62,7 @@ type Server struct {
 	policy    mpc.Policy
 	rcptRules []recipientRule
 	domains   map[string]domainRule
+	router    *router.Router
 
 	endpoints []*endpoint
 
@@ -159,14 +161,31 @@ func (s *Server) compilePolicy() error {
 		s.rcptRules = append(s.rcptRules, recipientRule{match: strings.ToLower(rp.Match), policy: p})
 	}
 
+	var local []string
 	for _, d := range s.cfg.Domains {
 		rule := domainRule{mailboxes: map[string]bool{}}
 		for _, m := range d.Mailboxes {
 			rule.mailboxes[strings.ToLower(m)] = true
 		}
 		s.domains[strings.ToLower(d.Name)] = rule
+		local = append(local, d.Name)
 	}
+
+	r, err := router.New(local, RoutesFromConfig(s.cfg.Routes))
+	if err != nil {
+		return err
+	}
+	s.router = r
 	return nil
+}
+
+// RoutesFromConfig converts the configured routes for router.New.
+func RoutesFromConfig(routes []config.Route) []router.Route {
+	out := make([]router.Route, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, router.Route{Domain: r.Domain, Kind: router.Kind(r.Kind), Smarthost: r.Smarthost})
+	}
+	return out
 }
 
 func (s *Server) buildEndpoints(res resolver.Resolver) error {
