@@ -45,29 +45,41 @@ const MaxCommandDiscard = 64 << 10
 // LF, or containing a CR that is not followed by LF, is consumed and
 // reported as ErrBareLF or ErrBareCR.
 func ReadCommandLine(r *bufio.Reader) (string, error) {
-	line, _, err := readLine(r, MaxCommandLine, MaxCommandDiscard)
+	line, _, _, err := readLine(r, MaxCommandLine, MaxCommandDiscard)
 	if err != nil {
 		return "", err
 	}
 	return string(line), nil
 }
 
-// readLine reads bytes up to and including the next LF and also returns
-// the number of octets it consumed. It returns the line without CRLF when
-// the line is at most limit octets, ends in CRLF and has no other CR. On a
-// violation it consumes the rest of the line and returns the corresponding
-// error, unless the line goes on past maxConsume octets, in which case it
-// stops with ErrDiscardCap. io.EOF before any byte is returned as io.EOF;
-// EOF inside a line is io.ErrUnexpectedEOF.
-func readLine(r *bufio.Reader, limit int, maxConsume int64) ([]byte, int64, error) {
+// readLine reads bytes up to and including the next LF. It returns the
+// line without CRLF, the number of octets it consumed and whether the line
+// ended in CRLF, which is also reported for a violating line once its LF
+// is read. The line must be at most limit octets, end in CRLF and contain
+// no other CR. On a violation readLine consumes the rest of the line and
+// returns the corresponding error, unless the line goes on past maxConsume
+// octets, in which case it stops with ErrDiscardCap. io.EOF before any
+// byte is returned as io.EOF; EOF inside a line is io.ErrUnexpectedEOF.
+func readLine(r *bufio.Reader, limit int, maxConsume int64) ([]byte, int64, bool, error) {
 	var (
 		line     []byte
 		consumed int64
 		tooLong  bool
+		previous byte // last octet of the previous chunk
+		beforeLF byte // octet before the final LF
 	)
 	for {
 		chunk, err := r.ReadSlice('\n')
 		consumed += int64(len(chunk))
+		if n := len(chunk); n > 0 {
+			if chunk[n-1] == '\n' {
+				beforeLF = previous
+				if n >= 2 {
+					beforeLF = chunk[n-2]
+				}
+			}
+			previous = chunk[n-1]
+		}
 		if !tooLong {
 			if len(line)+len(chunk) > limit {
 				tooLong = true
@@ -77,35 +89,36 @@ func readLine(r *bufio.Reader, limit int, maxConsume int64) ([]byte, int64, erro
 			}
 		}
 		if consumed > maxConsume {
-			return nil, consumed, ErrDiscardCap
+			return nil, consumed, false, ErrDiscardCap
 		}
 
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err == io.EOF && consumed == 0 {
-			return nil, 0, io.EOF
+			return nil, 0, false, io.EOF
 		}
 		if err == io.EOF {
-			return nil, consumed, io.ErrUnexpectedEOF
+			return nil, consumed, false, io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return nil, consumed, err
+			return nil, consumed, false, err
 		}
 		break
 	}
 
+	crlf := beforeLF == '\r'
 	if tooLong {
-		return nil, consumed, ErrLineTooLong
+		return nil, consumed, crlf, ErrLineTooLong
 	}
-	if len(line) < 2 || line[len(line)-2] != '\r' {
-		return nil, consumed, ErrBareLF
+	if !crlf {
+		return nil, consumed, false, ErrBareLF
 	}
 	line = line[:len(line)-2]
 	if bytes.IndexByte(line, '\r') >= 0 {
-		return nil, consumed, ErrBareCR
+		return nil, consumed, true, ErrBareCR
 	}
-	return line, consumed, nil
+	return line, consumed, true, nil
 }
 
 // DataError describes why a DATA section was rejected. The reader always
@@ -127,8 +140,9 @@ func (e *DataError) Unwrap() error { return e.Err }
 // (RFC 5321 section 4.5.2) and CRLF line endings.
 //
 // Only CRLF "." CRLF ends the section. A bare LF or a bare CR anywhere, a
-// text line over MaxTextLine octets, or a message over maxSize octets makes
-// ReadData return a *DataError after it has read the rest of the section.
+// text line over MaxTextLine octets (not counting a dot added by
+// dot-stuffing), or a message over maxSize octets makes ReadData return a
+// *DataError after it has read the rest of the section.
 // Data past maxSize is discarded, not stored; if the client sends more than
 // discardLimit octets in total, ReadData stops with ErrDiscardCap and the
 // session must close the connection. Errors of r are returned as they are.
@@ -138,14 +152,25 @@ func ReadData(r *bufio.Reader, maxSize, discardLimit int64) ([]byte, error) {
 		firstErr *DataError
 		total    int64
 		lineNo   int
+		// afterCRLF is whether the previous line ended in CRLF. The
+		// DATA command line did, so the first line may be the terminator.
+		afterCRLF = true
 	)
 	for {
 		lineNo++
-		line, consumed, err := readLine(r, MaxTextLine, discardLimit-total)
+		// One octet over MaxTextLine is allowed here for the dot that
+		// dot-stuffing adds, which RFC 5321 section 4.5.3.1.6 does not
+		// count. Lines without a leading dot are checked below.
+		line, consumed, crlf, err := readLine(r, MaxTextLine+1, discardLimit-total)
 		total += consumed
 		if errors.Is(err, ErrDiscardCap) || total > discardLimit {
 			return nil, ErrDiscardCap
 		}
+		if err == nil && len(line)+2 > MaxTextLine && line[0] != '.' {
+			err = ErrLineTooLong
+		}
+		terminatorAllowed := afterCRLF
+		afterCRLF = crlf
 
 		switch {
 		case err == nil:
@@ -160,7 +185,9 @@ func ReadData(r *bufio.Reader, maxSize, discardLimit int64) ([]byte, error) {
 			return nil, err
 		}
 
-		if len(line) == 1 && line[0] == '.' {
+		// A "." line ends the data only after a CRLF: "\n.\r\n" is the
+		// start of an SMTP smuggling attack, not a terminator.
+		if len(line) == 1 && line[0] == '.' && terminatorAllowed {
 			break
 		}
 		if len(line) > 0 && line[0] == '.' {
