@@ -355,6 +355,9 @@ func (c *Config) Validate() error {
 	} else if _, err := netip.ParseAddrPort(c.DNS.Server); err != nil {
 		add("dns.server %q is not an IP:port address", c.DNS.Server)
 	}
+	if c.DNS.Timeout.Duration < 0 {
+		add("dns.timeout must not be negative")
+	}
 
 	if len(c.Public.Listen) == 0 {
 		add("public.listen is required, for example [\"127.0.0.1:4025\"]")
