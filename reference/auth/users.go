@@ -77,14 +77,16 @@ var ErrMalformed = errors.New("malformed AUTH PLAIN response")
 
 // DecodePlain decodes an AUTH PLAIN response (RFC 4616) and returns the
 // authorization identity, the authentication identity and the password.
+// The authentication identity and the password must not be empty, as the
+// grammar of RFC 4616 section 2 requires.
 func DecodePlain(response string) (authzid, authcid, password string, err error) {
 	raw, err := base64.StdEncoding.DecodeString(response)
 	if err != nil {
 		return "", "", "", fmt.Errorf("%w: invalid base64", ErrMalformed)
 	}
 	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != 3 || parts[1] == "" {
-		return "", "", "", fmt.Errorf("%w: want authzid NUL authcid NUL password", ErrMalformed)
+	if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+		return "", "", "", fmt.Errorf("%w: want authzid NUL authcid NUL password, with a non-empty authcid and password", ErrMalformed)
 	}
 	return parts[0], parts[1], parts[2], nil
 }
