@@ -47,7 +47,7 @@ func (d *Deliverer) MailboxDir(recipient string) (string, error) {
 	domain := strings.ToLower(recipient[at+1:])
 
 	if !safeName(local) || !safeName(domain) {
-		return "", fmt.Errorf("recipient %q cannot be mapped to a Maildir folder: use letters, digits and . _ + - only", recipient)
+		return "", fmt.Errorf("recipient %q cannot be mapped to a Maildir folder: use letters, digits and . _ + - = only", recipient)
 	}
 	return filepath.Join(d.Root, domain, local), nil
 }
