@@ -159,7 +159,13 @@ func classifyChainError(err error, leaf *x509.Certificate, now time.Time, privat
 	if errors.As(err, &invalid) {
 		switch invalid.Reason {
 		case x509.Expired:
-			if now.Before(leaf.NotBefore) {
+			// The error names the certificate outside its validity
+			// period, which may be an intermediate rather than the leaf.
+			expired := leaf
+			if invalid.Cert != nil {
+				expired = invalid.Cert
+			}
+			if now.Before(expired.NotBefore) {
 				return CheckNotYetValid
 			}
 			return CheckExpired
