@@ -81,7 +81,8 @@ type Policy struct {
 	// and enforced at MAIL: "ALLOW role/class" or "DENY role/class".
 	MPC []string `toml:"mpc"`
 	// Recipients are per-recipient policies, enforced at RCPT and not
-	// advertised. The first entry whose pattern matches a recipient applies.
+	// advertised. An entry for the full address wins over an entry for
+	// its domain.
 	Recipients []RecipientPolicy `toml:"recipient"`
 }
 

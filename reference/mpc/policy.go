@@ -153,10 +153,10 @@ func ParseDeclaration(s string, allowDefer bool) (Declaration, error) {
 	if !ok {
 		return Declaration{}, fmt.Errorf("invalid MPC declaration %q: pattern %q is not role/class", s, pattern)
 	}
-	if role != "*" && !contains(Roles, role) {
+	if role != "*" && (!isToken(role) || !contains(Roles, role)) {
 		return Declaration{}, fmt.Errorf("invalid MPC declaration %q: unknown role %q; use * or one of %s", s, role, strings.Join(Roles, ", "))
 	}
-	if class != "*" && !contains(Classes, class) {
+	if class != "*" && (!isToken(class) || !contains(Classes, class)) {
 		return Declaration{}, fmt.Errorf("invalid MPC declaration %q: unknown class %q; use * or one of %s", s, class, strings.Join(Classes, ", "))
 	}
 	d.Role = role
