@@ -307,6 +307,25 @@ mpc = ["DENY */*"]
 			Expect(srv.delivered("ringo@example.test")).To(HaveLen(before))
 		})
 
+		DescribeTable("rejects smuggling variants and stays in step",
+			func(terminator string) {
+				before := len(srv.delivered("ringo@example.test"))
+				c := greeted()
+				c.cmd("MAIL FROM:<a@example.org> MPC=per/individual", 250)
+				c.cmd("RCPT TO:<ringo@example.test>", 250)
+				c.cmd("DATA", 354)
+				c.send("Subject: first\r\n\r\nfirst" + terminator + "MAIL FROM:<evil@example.org> MPC=per/individual\r\nRCPT TO:<ringo@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n")
+				c.expect(500)
+				c.cmd("NOOP", 250)
+				Expect(srv.delivered("ringo@example.test")).To(HaveLen(before))
+			},
+			Entry("LF . LF", "\n.\n"),
+			Entry("CR . CR", "\r.\r"),
+			Entry("CRLF . LF", "\r\n.\n"),
+			Entry("LF . CRLF", "\n.\r\n"),
+			Entry("CR . CRLF", "\r.\r\n"),
+		)
+
 		It("rejects a text line over 1000 octets", func() {
 			c := greeted()
 			body := "Subject: long\r\n\r\n" + strings.Repeat("x", 999) + "\r\n.\r\n"
