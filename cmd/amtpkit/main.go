@@ -22,8 +22,9 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"pki": {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
-	"dns": {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
+	"pki":  {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
+	"dns":  {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
+	"send": {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
 }
 
 // errUsage marks an error caused by bad command-line arguments; it maps to
