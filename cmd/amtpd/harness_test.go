@@ -69,6 +69,7 @@ type amtpd struct {
 	public6 string // host:port of the IPv6 public listener, if configured
 	private string // host:port of the private listener, if configured
 	maildir string
+	spool   string
 	stage   *stage
 }
 
@@ -77,6 +78,7 @@ type serverConfig struct {
 	policy     []string
 	recipients string // extra [[policy.recipient]] tables
 	limits     string // lines of the [limits] table
+	queue      string // lines of the [queue] table
 	private    bool
 	ipv6       bool
 }
@@ -109,6 +111,7 @@ func (s *stage) startAmtpd(name string, sc serverConfig) *amtpd {
 	b.WriteString(sc.recipients + "\n")
 	fmt.Fprintf(&b, "[[domain]]\nname = %q\nmailboxes = [\"alice\", \"bob\", \"carol\", \"ringo\", \"locked\"]\n", m.Domain)
 	fmt.Fprintf(&b, "[delivery]\nmaildir = %q\n", filepath.Join(dir, "maildir"))
+	fmt.Fprintf(&b, "[queue]\ndir = %q\n%s\n", filepath.Join(dir, "spool"), sc.queue)
 	fmt.Fprintf(&b, "[limits]\n%s\n", sc.limits)
 	fmt.Fprintf(&b, "[log]\nlevel = \"debug\"\n")
 
@@ -123,7 +126,7 @@ func (s *stage) startAmtpd(name string, sc serverConfig) *amtpd {
 		Eventually(session, 15*time.Second).Should(gexec.Exit())
 	})
 
-	srv := &amtpd{session: session, maildir: filepath.Join(dir, "maildir"), stage: s}
+	srv := &amtpd{session: session, maildir: filepath.Join(dir, "maildir"), spool: filepath.Join(dir, "spool"), stage: s}
 	Eventually(session.Out, 10*time.Second).Should(gbytes.Say(`amtpd: public listener on`))
 	want := 1
 	if sc.ipv6 {
@@ -191,6 +194,32 @@ func (a *amtpd) delivered(recipient string) []string {
 		msgs = append(msgs, string(data))
 	}
 	return msgs
+}
+
+// waitDelivered waits until recipient has at least n messages in its
+// Maildir and returns them. Delivery runs from the queue, after the 250
+// reply.
+func (a *amtpd) waitDelivered(recipient string, n int) []string {
+	GinkgoHelper()
+	Eventually(func() []string { return a.delivered(recipient) }, 10*time.Second, 20*time.Millisecond).Should(HaveLen(n))
+	return a.delivered(recipient)
+}
+
+// settle waits until the queue is empty, so that a Maildir check after it
+// sees every delivery of the messages accepted so far.
+func (a *amtpd) settle() {
+	GinkgoHelper()
+	Eventually(a.queued, 10*time.Second, 20*time.Millisecond).Should(BeZero())
+}
+
+// queued returns the number of messages in the spool.
+func (a *amtpd) queued() int {
+	entries, err := os.ReadDir(filepath.Join(a.spool, "msg"))
+	if os.IsNotExist(err) {
+		return 0
+	}
+	Expect(err).NotTo(HaveOccurred())
+	return len(entries)
 }
 
 // client is a test AMTP client over a raw TLS connection, able to send any

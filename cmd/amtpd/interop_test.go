@@ -67,8 +67,7 @@ var _ = Describe("clients nobody here wrote", Ordered, func() {
 
 	It("delivers a message from Python smtplib with MPC=per/individual", func() {
 		Expect(runPython(pki.CertClient, "client.example.test", "per/individual", "alice@example.test")).To(Equal("sent"))
-		msgs := srv.delivered("alice@example.test")
-		Expect(msgs).To(HaveLen(1))
+		msgs := srv.waitDelivered("alice@example.test", 1)
 		Expect(msgs[0]).To(ContainSubstring("MPC: per/individual\r\n"))
 		Expect(msgs[0]).To(ContainSubstring("Hello from smtplib."))
 	})
@@ -102,7 +101,7 @@ var _ = Describe("clients nobody here wrote", Ordered, func() {
 		Expect(out).To(ContainSubstring("354 "))
 		Expect(out).To(ContainSubstring("250 2.0.0 OK: queued as"))
 		Expect(out).To(ContainSubstring("221 2.0.0"))
-		Expect(srv.delivered("bob@example.test")).To(ContainElement(ContainSubstring("MPC: ngo/confirmed\r\n")))
+		Expect(srv.waitDelivered("bob@example.test", 1)).To(ContainElement(ContainSubstring("MPC: ngo/confirmed\r\n")))
 	})
 
 	It("gives openssl s_client without a certificate no SMTP service", func() {

@@ -1,7 +1,8 @@
 // Command amtpd is the reference AMTP server (draft-weinman-amtp-03).
 //
-//	amtpd --config FILE          run the server
-//	amtpd --config FILE --check  validate the configuration and exit
+//	amtpd --config FILE                 run the server
+//	amtpd --config FILE --check         validate the configuration and exit
+//	amtpd queue list|show|retry|delete  inspect and manage the queue
 //
 // The configuration format is described in docs/amtpd.example.toml.
 // amtpd logs with log/slog to stderr and prints one line per listener to
@@ -22,9 +23,6 @@ import (
 	"syscall"
 
 	"github.com/amtp-toolkit/amtp/reference/config"
-	"github.com/amtp-toolkit/amtp/reference/maildir"
-	"github.com/amtp-toolkit/amtp/reference/resolver"
-	"github.com/amtp-toolkit/amtp/reference/server"
 )
 
 func main() {
@@ -33,64 +31,44 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "queue" {
+		return runQueue(ctx, args[1:], stdout, stderr)
+	}
+
 	flags := flag.NewFlagSet("amtpd", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "path of the TOML configuration `file` (required)")
-	check := flags.Bool("check", false, "validate the configuration, print a summary and exit")
+	check := flags.Bool("check", false, "validate the configuration and exit")
+	flags.Usage = func() {
+		fmt.Fprintln(stderr, "usage: amtpd --config FILE [--check]")
+		fmt.Fprintln(stderr, "       amtpd queue list|show|retry|delete --config FILE ...")
+		flags.PrintDefaults()
+	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
-		return 2
+		return exitUsage
 	}
 	if *configPath == "" || flags.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: amtpd --config FILE [--check]")
-		return 2
+		flags.Usage()
+		return exitUsage
 	}
 
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "amtpd: %v\n", err)
-		return 2
+		return exitUsage
 	}
-	logger := newLogger(cfg.Log, stderr)
-
-	deliverer, err := maildir.New(cfg.Delivery.Maildir, cfg.Hostname)
-	if err != nil {
-		fmt.Fprintf(stderr, "amtpd: %v\n", err)
-		return 1
-	}
-	srv, err := server.New(server.Options{
-		Config:    cfg,
-		Resolver:  resolver.NewDNS(cfg.DNS.Server, cfg.DNS.Timeout.Duration),
-		Deliverer: deliverer,
-		Logger:    logger,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "amtpd: %v\n", err)
-		return 2
-	}
-	if *check {
-		fmt.Fprintf(stdout, "amtpd: configuration %s is valid\n", cfg.Path)
-		return 0
-	}
-
-	if err := srv.Listen(); err != nil {
-		fmt.Fprintf(stderr, "amtpd: %v\n", err)
-		return 1
-	}
-	for kind, addrs := range srv.Addrs() {
-		for _, a := range addrs {
-			fmt.Fprintf(stdout, "amtpd: %s listener on %s\n", kind, a)
-		}
-	}
-
-	if err := srv.Serve(ctx); err != nil {
-		fmt.Fprintf(stderr, "amtpd: %v\n", err)
-		return 1
-	}
-	return 0
+	return serve(ctx, cfg, *check, stdout, stderr)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

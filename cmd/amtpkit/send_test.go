@@ -129,6 +129,7 @@ maildir = %q
 
 // delivered returns the contents of the Maildir new/ files of recipient.
 func (s *sendTestServer) delivered(recipient string) []string {
+	waitForEmptyQueue(filepath.Join(filepath.Dir(s.maildir), "spool"))
 	local, domain, _ := strings.Cut(recipient, "@")
 	folder := filepath.Join(s.maildir, domain, local, "new")
 	entries, err := os.ReadDir(folder)
@@ -397,7 +398,7 @@ var _ = Describe("addMissingHeader", func() {
 			Expect(output).To(HavePrefix("Date: Sun, 01 Mar 2026 12:00:00 +0000\r\nMessage-ID: <"))
 			Expect(output).To(MatchRegexp(`\r\nMessage-ID: <\w+@client\.example\.test>\r\nFrom: me@example.org\r\n`))
 			Expect(output).To(HaveSuffix(input))
-			Expect(strings.Count(output, "\r\n\r\n") + strings.Count(output, "\r\n\n")).To(Equal(1), "exactly one empty line ends the header section: %q", output)
+			Expect(strings.Count(output, "\r\n\r\n")+strings.Count(output, "\r\n\n")).To(Equal(1), "exactly one empty line ends the header section: %q", output)
 		},
 		Entry("a header field", "Subject: hi\n\nbody\n", false),
 		Entry("a header field with CRLF", "Subject: hi\r\n\r\nbody\r\n", false),
@@ -423,3 +424,13 @@ var _ = Describe("groupByDomain", func() {
 		}))
 	})
 })
+
+// waitForEmptyQueue waits until amtpd has delivered every queued message,
+// because delivery to the Maildir runs from the queue after the 250 reply.
+func waitForEmptyQueue(spool string) {
+	GinkgoHelper()
+	Eventually(func() int {
+		entries, _ := os.ReadDir(filepath.Join(spool, "msg"))
+		return len(entries)
+	}, 10*time.Second, 20*time.Millisecond).Should(BeZero())
+}

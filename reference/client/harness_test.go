@@ -152,6 +152,7 @@ func (a *amtpd) log() string {
 // delivered returns the contents of every file in the Maildir new/ folder
 // of recipient.
 func (a *amtpd) delivered(recipient string) []string {
+	waitForEmptyQueue(filepath.Join(filepath.Dir(a.maildir), "spool"))
 	local, domain, _ := strings.Cut(strings.ToLower(recipient), "@")
 	folder := filepath.Join(a.maildir, domain, local, "new")
 	entries, err := os.ReadDir(folder)
@@ -237,4 +238,14 @@ func dial(addr string, m *pki.Manifest, certName string, log *gbytes.Buffer) *cl
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(conn.Close)
 	return conn
+}
+
+// waitForEmptyQueue waits until amtpd has delivered every queued message,
+// because delivery to the Maildir runs from the queue after the 250 reply.
+func waitForEmptyQueue(spool string) {
+	GinkgoHelper()
+	Eventually(func() int {
+		entries, _ := os.ReadDir(filepath.Join(spool, "msg"))
+		return len(entries)
+	}, 10*time.Second, 20*time.Millisecond).Should(BeZero())
 }
