@@ -50,7 +50,27 @@ max_message_size = 2048
 max_recipients = 3
 command_timeout = "1s"
 data_timeout = "1s"
+auth_timeout = "2s"
 `})
+	})
+
+	It("closes a session without a successful EHLO after auth_timeout", func() {
+		c := srv.dialAs(pki.CertClient)
+		c.expect(220)
+		start := time.Now()
+		for i := 0; i < 20; i++ {
+			c.send("NOOP\r\n")
+			code, _, err := c.reply()
+			Expect(err).NotTo(HaveOccurred())
+			if code == 421 {
+				break
+			}
+			Expect(code).To(Equal(250))
+			time.Sleep(300 * time.Millisecond)
+		}
+		Expect(time.Since(start)).To(BeNumerically(">=", 1500*time.Millisecond))
+		Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
+		Eventually(srv.log).Should(ContainSubstring("limits.auth_timeout"))
 	})
 
 	It("closes an idle session with 421 after command_timeout", func() {
@@ -113,6 +133,24 @@ data_timeout = "1s"
 
 		msgs := srv.waitDelivered("ringo@example.test", 1)
 		Expect(msgs[0]).To(ContainSubstring("Return-Path: <first@example.org>"))
+	})
+})
+
+var _ = Describe("amtpd session_timeout", func() {
+	It("ends an expired session with a clean 421", func() {
+		srv := newStage("").startAmtpd("session-timeout", serverConfig{limits: `session_timeout = "2s"`})
+		c := srv.dialAs(pki.CertClient)
+		c.greet("client.example.test")
+		var last int
+		for i := 0; i < 20 && last != 421; i++ {
+			time.Sleep(250 * time.Millisecond)
+			c.send("NOOP\r\n")
+			code, _, err := c.reply()
+			Expect(err).NotTo(HaveOccurred())
+			last = code
+		}
+		Expect(last).To(Equal(421))
+		Eventually(srv.log).Should(ContainSubstring("limits.session_timeout expired"))
 	})
 })
 

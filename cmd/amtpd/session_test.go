@@ -295,7 +295,7 @@ mpc = ["DENY */*"]
 			Expect(srv.delivered("ringo@example.test")).To(HaveLen(before))
 		})
 
-		It("rejects an SMTP smuggling attempt", func() {
+		It("rejects an SMTP smuggling attempt and closes", func() {
 			srv.settle()
 			before := len(srv.delivered("ringo@example.test"))
 			c := greeted()
@@ -303,15 +303,25 @@ mpc = ["DENY */*"]
 			c.cmd("RCPT TO:<ringo@example.test>", 250)
 			c.cmd("DATA", 354)
 			c.send("Subject: first\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.org> MPC=per/individual\r\nRCPT TO:<ringo@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n")
-			text := c.expect(500)
-			Expect(text).To(ContainSubstring("Bare CR or LF"))
-			c.cmd("NOOP", 250)
+			text := c.expect(554)
+			Expect(text).To(ContainSubstring("Bare LF"))
+			_, _, err := c.reply()
+			Expect(err).To(HaveOccurred())
 			srv.settle()
 			Expect(srv.delivered("ringo@example.test")).To(HaveLen(before))
 		})
 
-		DescribeTable("rejects smuggling variants and stays in step",
-			func(terminator string) {
+		It("answers a body with LF line endings at once", func() {
+			c := greeted()
+			c.cmd("MAIL FROM:<a@example.org> MPC=per/individual", 250)
+			c.cmd("RCPT TO:<ringo@example.test>", 250)
+			c.cmd("DATA", 354)
+			c.send("Subject: lf only\n\nbody\n.\n")
+			Expect(c.expect(554)).To(ContainSubstring("line 1"))
+		})
+
+		DescribeTable("rejects smuggling variants",
+			func(terminator string, staysInStep bool) {
 				srv.settle()
 				before := len(srv.delivered("ringo@example.test"))
 				c := greeted()
@@ -319,16 +329,21 @@ mpc = ["DENY */*"]
 				c.cmd("RCPT TO:<ringo@example.test>", 250)
 				c.cmd("DATA", 354)
 				c.send("Subject: first\r\n\r\nfirst" + terminator + "MAIL FROM:<evil@example.org> MPC=per/individual\r\nRCPT TO:<ringo@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n")
-				c.expect(500)
-				c.cmd("NOOP", 250)
+				c.expect(554)
+				if staysInStep {
+					c.cmd("NOOP", 250)
+				} else {
+					_, _, err := c.reply()
+					Expect(err).To(HaveOccurred())
+				}
 				srv.settle()
 				Expect(srv.delivered("ringo@example.test")).To(HaveLen(before))
 			},
-			Entry("LF . LF", "\n.\n"),
-			Entry("CR . CR", "\r.\r"),
-			Entry("CRLF . LF", "\r\n.\n"),
-			Entry("LF . CRLF", "\n.\r\n"),
-			Entry("CR . CRLF", "\r.\r\n"),
+			Entry("LF . LF", "\n.\n", false),
+			Entry("CRLF . LF", "\r\n.\n", false),
+			Entry("LF . CRLF", "\n.\r\n", false),
+			Entry("CR . CR", "\r.\r", true),
+			Entry("CR . CRLF", "\r.\r\n", true),
 		)
 
 		It("rejects a text line over 1000 octets", func() {

@@ -176,6 +176,9 @@ type Limits struct {
 	MaxRecipients    int      `toml:"max_recipients"`
 	MaxErrors        int      `toml:"max_errors"`
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// AuthTimeout is the time from the connection to a successful EHLO, so
+	// clients that never authenticate cannot hold session slots.
+	AuthTimeout Duration `toml:"auth_timeout"`
 	CommandTimeout   Duration `toml:"command_timeout"`
 	DataTimeout      Duration `toml:"data_timeout"`
 	SessionTimeout   Duration `toml:"session_timeout"`
@@ -209,6 +212,7 @@ const (
 	DefaultMaxRecipients    = 100 // RFC 5321 section 4.5.3.1.8
 	DefaultMaxErrors        = 10
 	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultAuthTimeout      = 60 * time.Second
 	DefaultCommandTimeout   = 5 * time.Minute
 	DefaultDataTimeout      = 3 * time.Minute
 	DefaultSessionTimeout   = 30 * time.Minute
@@ -297,6 +301,7 @@ func (c *Config) applyDefaults() {
 		l.MaxMessageSize = DefaultMaxMessageSize
 	}
 	setDuration(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDuration(&l.AuthTimeout, DefaultAuthTimeout)
 	setDuration(&l.CommandTimeout, DefaultCommandTimeout)
 	setDuration(&l.DataTimeout, DefaultDataTimeout)
 	setDuration(&l.SessionTimeout, DefaultSessionTimeout)
@@ -362,6 +367,15 @@ func (c *Config) Validate() error {
 
 	if len(c.Public.Listen) == 0 {
 		add("public.listen is required, for example [\"127.0.0.1:4025\"]")
+	}
+	listens := c.Public.Listen
+	if c.Private != nil {
+		listens = append(append([]string(nil), listens...), c.Private.Listen...)
+	}
+	for _, addr := range listens {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("listen address %q is not host:port, for example \"127.0.0.1:4025\"", addr)
+		}
 	}
 	if len(c.Public.ClientCA) == 0 {
 		add("public.client_ca is required: the CAs trusted for client certificates")
@@ -453,7 +467,7 @@ func (c *Config) Validate() error {
 		add("limits.max_message_size %d is too small: use at least 1024 octets", l.MaxMessageSize)
 	}
 	for name, d := range map[string]Duration{
-		"handshake_timeout": l.HandshakeTimeout, "command_timeout": l.CommandTimeout,
+		"handshake_timeout": l.HandshakeTimeout, "auth_timeout": l.AuthTimeout, "command_timeout": l.CommandTimeout,
 		"data_timeout": l.DataTimeout, "session_timeout": l.SessionTimeout,
 		"shutdown_timeout": l.ShutdownTimeout,
 	} {

@@ -22,6 +22,9 @@ func (s *session) cmdAUTH(arg string) error {
 	}
 
 	mechanism, initial, hasInitial := strings.Cut(arg, " ")
+	if mechanism == "" {
+		return s.fail(reply{codeParamSyntaxError, "5.5.4", "AUTH requires a mechanism; use AUTH PLAIN"})
+	}
 	if !strings.EqualFold(mechanism, "PLAIN") {
 		return s.fail(reply{codeParamNotImpl, "5.5.4", "Unrecognized authentication mechanism; use PLAIN"})
 	}

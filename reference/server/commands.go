@@ -98,7 +98,14 @@ func (s *session) cmdEHLO(arg string) error {
 			s.log.Error("identity check failed unexpectedly", "ehlo", arg, "error", err)
 			return s.fail(replyAuthFailed)
 		}
-		s.log.Warn("identity check failed", "check", string(idErr.Check), "addr", idErr.Addr.String(), "name", idErr.Name, "ehlo", arg, "error", idErr.Err)
+		attrs := []any{"check", string(idErr.Check), "addr", idErr.Addr.String(), "name", idErr.Name, "ehlo", arg, "error", idErr.Err}
+		if certs := s.conn.ConnectionState().PeerCertificates; len(certs) > 0 {
+			attrs = append(attrs, "issuer", certs[0].Issuer.String())
+		}
+		if hint := checkHint(idErr.Check, s.ep.kind); hint != "" {
+			attrs = append(attrs, "hint", hint)
+		}
+		s.log.Warn("identity check failed", attrs...)
 		if idErr.Temporary {
 			s.outcome = "dns_temporary_failure"
 			s.sendReply(replyDNSTempFail)
@@ -112,6 +119,21 @@ func (s *session) cmdEHLO(arg string) error {
 	s.outcome = "authenticated"
 	s.log.Debug("identity verified", "cn", id.CN, "ptr", id.PTR)
 	return s.replyLines(codeOK, s.ehloLines())
+}
+
+// checkHint tells an operator what to look at for a failed identity check.
+func checkHint(check identity.Check, listener string) string {
+	switch check {
+	case identity.CheckUntrustedCA:
+		return "the issuer is not in " + listener + ".client_ca"
+	case identity.CheckPrivateCA:
+		return "a private-CA certificate can connect only to the [private] listener"
+	case identity.CheckNoPTR, identity.CheckPTRMismatch:
+		return "the PTR record of the source address must name the certificate CN; check dns.server"
+	case identity.CheckEHLOMismatch:
+		return "the client must send EHLO with its certificate CN"
+	}
+	return ""
 }
 
 // ehloLines returns the EHLO reply: the greeting, the MPC declaration line
@@ -163,6 +185,7 @@ func (s *session) cmdMAIL(arg string) error {
 
 	from, params, err := smtp.ParseMail(arg)
 	if err != nil {
+		s.log.Info("MAIL rejected: syntax error", "error", err)
 		return s.fail(pathErrorReply(err, "5.1.7", "sender"))
 	}
 
@@ -243,6 +266,7 @@ func (s *session) cmdRCPT(arg string) error {
 
 	rcpt, params, err := smtp.ParseRcpt(arg)
 	if err != nil {
+		s.log.Info("RCPT rejected: syntax error", "error", err)
 		return s.fail(pathErrorReply(err, "5.1.3", "recipient"))
 	}
 	if len(params) > 0 {
@@ -263,12 +287,12 @@ func (s *session) cmdRCPT(arg string) error {
 		if checker, ok := s.srv.deliverer.(recipientChecker); ok {
 			if err := checker.CheckRecipient(rcpt); err != nil {
 				s.log.Info("RCPT rejected: mailbox name not allowed", "rcpt", rcpt, "error", err)
-				return s.sendReply(replyBadMailbox)
+				return s.fail(replyBadMailbox)
 			}
 		}
 		if len(rule.mailboxes) > 0 && !rule.mailboxes[local] && local != "postmaster" {
 			s.log.Info("RCPT rejected: no such mailbox", "rcpt", rcpt)
-			return s.sendReply(replyNoMailbox)
+			return s.fail(replyNoMailbox)
 		}
 	} else {
 		// Section 5.1: a message from a public network connection is never
@@ -281,7 +305,7 @@ func (s *session) cmdRCPT(arg string) error {
 		route, err := s.srv.router.Lookup(domain, origin)
 		if err != nil {
 			s.log.Info("RCPT rejected: relay not permitted", "rcpt", rcpt, "error", err)
-			return s.sendReply(replyRelayDenied)
+			return s.fail(replyRelayDenied)
 		}
 		s.log.Debug("RCPT to a remote domain", "rcpt", rcpt, "route", string(route.Kind))
 	}
@@ -330,17 +354,35 @@ func (srv *Server) recipientPolicy(local, domain string) (mpc.Policy, string, bo
 	return nil, "", false
 }
 
-// pathErrorReply maps an address parsing error of MAIL or RCPT to a reply.
+// pathErrorReply maps an address parsing error of MAIL or RCPT to a reply
+// that names the problem, with the client's text cut short and reduced
+// to printable ASCII.
 func pathErrorReply(err error, enhanced, what string) reply {
+	detail := printable(err.Error(), 120)
 	switch {
 	case errors.Is(err, smtp.ErrPathTooLong):
-		return reply{codeParamSyntaxError, enhanced, "Path too long"}
+		return reply{codeParamSyntaxError, enhanced, "Path too long: " + detail}
 	case errors.Is(err, smtp.ErrParamSyntax):
-		return reply{codeParamSyntaxError, "5.5.4", "Invalid parameter syntax"}
+		return reply{codeParamSyntaxError, "5.5.4", "Invalid parameter syntax: " + detail}
 	case errors.Is(err, smtp.ErrNonASCIIPath):
 		return reply{codeMailboxNotAllowed, "5.6.7", "Non-ASCII addresses are not supported"}
 	}
-	return reply{codeParamSyntaxError, enhanced, "Invalid " + what + " address syntax"}
+	return reply{codeParamSyntaxError, enhanced, "Invalid " + what + " address syntax: " + detail}
+}
+
+// printable returns s with every octet outside printable ASCII replaced by
+// "?", cut to at most max octets, for echoing client text in a reply.
+func printable(s string, max int) string {
+	b := []byte(s)
+	if len(b) > max {
+		b = append(b[:max], "..."...)
+	}
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 func unknownParamReply(keyword string) reply {

@@ -38,9 +38,10 @@ func (s *session) cmdDATA(arg string) error {
 	s.readTimeout = s.srv.cfg.Limits.DataTimeout.Duration
 	s.mu.Unlock()
 
-	// NOTE: the message is held in memory, so the worst case is
-	// max_sessions × max_message_size octets; a spool file would bound
-	// memory by the buffer size instead.
+	// NOTE: the message is held in memory and copied when trace fields
+	// are added, so a session can hold about three times
+	// max_message_size at its peak; reading into the spool file would
+	// bound memory by the buffer size instead.
 	maxSize := s.srv.cfg.Limits.MaxMessageSize
 	msg, err := smtp.ReadData(s.r, maxSize, discardLimit(maxSize))
 	if err != nil {
@@ -108,11 +109,21 @@ func (s *session) dataReadFailed(err error) error {
 		s.log.Info("message rejected: text line too long", "line", dataErr.Line)
 		return s.fail(reply{codeSyntaxError, "5.5.2", fmt.Sprintf("Line %d exceeds %d octets", dataErr.Line, smtp.MaxTextLine)})
 
+	case errors.As(err, &dataErr) && dataErr.Unsynchronized:
+		// A "." line next to a bare LF: an LF-only client thinks its
+		// message ended, or an SMTP smuggling attempt hides a second
+		// transaction behind it. Either way the session cannot know where
+		// the client is, so nothing after this point is read.
+		s.outcome = "bare_lf_in_data"
+		s.log.Warn("closing session: message data ends with a bare LF", "line", dataErr.Line)
+		s.sendReply(reply{codeTransactionFailed, "5.5.2", fmt.Sprintf("Bare LF in message data at line %d; lines must end with CRLF. Closing connection", dataErr.Line)})
+		return errCloseSession
+
 	case errors.As(err, &dataErr):
 		// Bare CR or LF: the data is rejected as a whole, so SMTP
-		// smuggling ("\n.\n" followed by a second message) cannot pass.
+		// smuggling ("\r.\r" followed by a second message) cannot pass.
 		s.log.Warn("message rejected: bare CR or LF in message data", "line", dataErr.Line, "error", dataErr.Err)
-		return s.fail(reply{codeSyntaxError, "5.5.2", fmt.Sprintf("Bare CR or LF at line %d; lines must end with CRLF", dataErr.Line)})
+		return s.fail(reply{codeTransactionFailed, "5.5.2", fmt.Sprintf("Bare CR or LF at line %d; lines must end with CRLF", dataErr.Line)})
 
 	case errors.Is(err, smtp.ErrDiscardCap):
 		s.outcome = "message_too_large"
@@ -124,6 +135,11 @@ func (s *session) dataReadFailed(err error) error {
 		s.outcome = "data_timeout"
 		s.log.Info("closing session: timeout in DATA")
 		s.sendReply(replyTimeout)
+		return errCloseSession
+
+	case s.srv.shutdown.Load() && (errors.Is(err, net.ErrClosed) || isTimeout(err)):
+		s.outcome = "shutdown_in_data"
+		s.log.Warn("shutdown_timeout expired while the client was sending DATA; message discarded, the client will retry it")
 		return errCloseSession
 
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):

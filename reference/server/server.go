@@ -71,13 +71,38 @@ type Server struct {
 	perIP     map[netip.Addr]int
 	shutdown  atomic.Bool
 	rejecters chan struct{}
+	rejectLog logLimiter
 	wg        sync.WaitGroup
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one that was.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
 }
 
 // endpoint is one listening socket and the rules of its kind.
 type endpoint struct {
-	kind     string
-	addr     string
+	kind string
+	addr string
+	// tls is this listener's own copy of the server TLS configuration, so
+	// session tickets of one listener do not resume on another.
+	tls      *tls.Config
 	listener net.Listener
 	verifier *identity.Verifier
 	users    *auth.Users // non-nil on the private listener, where AUTH is required
@@ -217,6 +242,9 @@ func (s *Server) buildEndpoints(res resolver.Resolver) error {
 		public = append(public, &endpoint{kind: kindPublic, addr: addr, verifier: publicVerifier})
 	}
 	s.endpoints = append(public, s.endpoints...)
+	for _, ep := range s.endpoints {
+		ep.tls = s.tls.Clone()
+	}
 	return nil
 }
 
@@ -373,9 +401,12 @@ func (s *Server) endSession(sess *session, ip netip.Addr) {
 // handshake, so the client learns why, or closes it at once when too many
 // rejections are already running.
 func (s *Server) reject(ep *endpoint, conn net.Conn, remote netip.AddrPort, overTotal, overIP bool) {
-	s.log.Warn("connection rejected: session limit reached",
-		"listener", ep.kind, "peer", remote.String(),
-		"max_sessions_reached", overTotal, "max_sessions_per_ip_reached", overIP)
+	if suppressed, ok := s.rejectLog.allow(time.Now()); ok {
+		s.log.Warn("connection rejected: session limit reached",
+			"listener", ep.kind, "peer", remote.String(),
+			"max_sessions_reached", overTotal, "max_sessions_per_ip_reached", overIP,
+			"suppressed_since_last", suppressed)
+	}
 
 	select {
 	case s.rejecters <- struct{}{}:
@@ -390,7 +421,7 @@ func (s *Server) reject(ep *endpoint, conn net.Conn, remote netip.AddrPort, over
 		defer func() { <-s.rejecters }()
 		defer conn.Close()
 
-		tlsConn := tls.Server(conn, s.tls)
+		tlsConn := tls.Server(conn, ep.tls)
 		deadline := time.Now().Add(s.cfg.Limits.HandshakeTimeout.Duration)
 		conn.SetDeadline(deadline)
 		if err := tlsConn.Handshake(); err != nil {

@@ -37,8 +37,9 @@ type session struct {
 	id     string
 	log    *slog.Logger
 
-	start    time.Time
-	deadline time.Time // end of session_timeout
+	start        time.Time
+	deadline     time.Time // end of session_timeout
+	authDeadline time.Time // end of auth_timeout: a successful EHLO must come first
 
 	// mu guards idle and readTimeout against Server.Shutdown.
 	mu          sync.Mutex
@@ -75,7 +76,7 @@ func newSession(srv *Server, ep *endpoint, conn net.Conn, remote netip.AddrPort)
 		srv:    srv,
 		ep:     ep,
 		raw:    conn,
-		conn:   tls.Server(conn, srv.tls),
+		conn:   tls.Server(conn, ep.tls),
 		remote: remote,
 		id:     id,
 		log:    srv.log.With("session", id, "listener", ep.kind, "peer", remote.String()),
@@ -94,6 +95,7 @@ func newID() string {
 func (s *session) serve() {
 	defer s.conn.Close()
 	s.deadline = s.start.Add(s.srv.cfg.Limits.SessionTimeout.Duration)
+	s.authDeadline = s.start.Add(s.srv.cfg.Limits.AuthTimeout.Duration)
 	s.outcome = "closed"
 	defer s.logSummary()
 
@@ -105,7 +107,7 @@ func (s *session) serve() {
 	cancel()
 	if err != nil {
 		s.outcome = "tls_handshake_failed"
-		s.log.Info("TLS handshake failed", "error", err)
+		s.log.Info("TLS handshake failed", "error", err, "hint", handshakeHint(err, s.srv.cfg.Limits.HandshakeTimeout.Duration))
 		return
 	}
 
@@ -219,11 +221,15 @@ func (s *session) interruptIfIdle() {
 	}
 }
 
-// timeoutAt returns now+d, capped at the end of the session timeout.
+// timeoutAt returns now+d, capped at the end of the session timeout and,
+// before a successful EHLO, at the end of the authentication timeout.
 func (s *session) timeoutAt(d time.Duration) time.Time {
 	t := time.Now().Add(d)
 	if t.After(s.deadline) {
-		return s.deadline
+		t = s.deadline
+	}
+	if !s.greeted() && t.After(s.authDeadline) {
+		t = s.authDeadline
 	}
 	return t
 }
@@ -238,13 +244,21 @@ func (s *session) handleReadError(err error) {
 	case errors.Is(err, smtp.ErrDiscardCap):
 		s.outcome = "line_too_long"
 		s.log.Warn("closing session: command line exceeds the discard limit", "limit", smtp.MaxCommandDiscard)
-		s.sendReply(replyLineTooLong)
+		s.sendReply(reply{codeServiceUnavailable, "4.7.0", "Command line too long; closing connection"})
+	case isTimeout(err) && !time.Now().Before(s.deadline):
+		s.outcome = "session_timeout"
+		s.log.Info("closing session: limits.session_timeout expired", "session_timeout", s.srv.cfg.Limits.SessionTimeout.Duration)
+		s.sendReply(replyTimeout)
+	case isTimeout(err) && !s.greeted() && !time.Now().Before(s.authDeadline):
+		s.outcome = "auth_timeout"
+		s.log.Info("closing session: no successful EHLO within limits.auth_timeout", "auth_timeout", s.srv.cfg.Limits.AuthTimeout.Duration)
+		s.sendReply(replyTimeout)
 	case isTimeout(err):
 		s.outcome = "timeout"
-		s.log.Info("closing session: timeout waiting for a command")
+		s.log.Info("closing session: limits.command_timeout expired waiting for a command", "command_timeout", s.srv.cfg.Limits.CommandTimeout.Duration)
 		s.sendReply(replyTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		if s.outcome == "closed" {
+		if s.outcome == "closed" || s.outcome == "authenticated" {
 			s.outcome = "client_closed"
 		}
 	default:
@@ -253,14 +267,32 @@ func (s *session) handleReadError(err error) {
 	}
 }
 
+// handshakeHint explains the usual causes of a failed TLS handshake.
+func handshakeHint(err error, timeout time.Duration) string {
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &recordErr):
+		return "the client did not start TLS; this port uses implicit TLS from the first byte, not STARTTLS"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fmt.Sprintf("the handshake did not finish within limits.handshake_timeout (%s)", timeout)
+	case strings.Contains(err.Error(), "certificate"):
+		return "a client certificate is required"
+	}
+	return ""
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// writeTimeout bounds each reply write. It is not capped by the session
+// timeout, so the 421 that ends an expired session still goes out.
+const writeTimeout = 30 * time.Second
+
 // reply writes one reply line and flushes it.
 func (s *session) reply(code int, enhanced, text string) error {
-	s.conn.SetWriteDeadline(s.timeoutAt(s.srv.cfg.Limits.CommandTimeout.Duration))
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if enhanced != "" {
 		fmt.Fprintf(s.w, "%d %s %s\r\n", code, enhanced, text)
 	} else {
@@ -271,7 +303,7 @@ func (s *session) reply(code int, enhanced, text string) error {
 
 // replyLines writes a multi-line reply (RFC 5321 section 4.2.1).
 func (s *session) replyLines(code int, lines []string) error {
-	s.conn.SetWriteDeadline(s.timeoutAt(s.srv.cfg.Limits.CommandTimeout.Duration))
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	for i, line := range lines {
 		sep := "-"
 		if i == len(lines)-1 {

@@ -115,6 +115,18 @@ func FuzzReadData(f *testing.F) {
 		consumed := input[:consumedOctets(input, src, r)]
 
 		var dataErr *smtp.DataError
+		if errors.As(err, &dataErr) && dataErr.Unsynchronized {
+			// The reader stopped at a "." line next to a bare LF, and the
+			// session closes the connection: the consumed data must end
+			// in such a line and must not be a clean CRLF terminator.
+			if !bytes.HasSuffix(consumed, []byte(".\n")) && !bytes.HasSuffix(consumed, []byte("\n.\r\n")) {
+				t.Fatalf("unsynchronized stop not at a dot line next to a bare LF: consumed %q", consumed)
+			}
+			if bytes.HasSuffix(consumed, []byte("\r\n.\r\n")) {
+				t.Fatalf("unsynchronized stop at a clean terminator: consumed %q", consumed)
+			}
+			return
+		}
 		if err == nil || errors.As(err, &dataErr) {
 			// Only CRLF "." CRLF ends the data, or "." CRLF as the first
 			// line, after the CRLF of the DATA command.

@@ -112,7 +112,7 @@ func readLine(r *bufio.Reader, limit int, maxConsume int64) ([]byte, int64, bool
 		return nil, consumed, crlf, ErrLineTooLong
 	}
 	if !crlf {
-		return nil, consumed, false, ErrBareLF
+		return line[:len(line)-1], consumed, false, ErrBareLF
 	}
 	line = line[:len(line)-2]
 	if bytes.IndexByte(line, '\r') >= 0 {
@@ -121,12 +121,21 @@ func readLine(r *bufio.Reader, limit int, maxConsume int64) ([]byte, int64, bool
 	return line, consumed, true, nil
 }
 
-// DataError describes why a DATA section was rejected. The reader always
+// DataError describes why a DATA section was rejected. The reader
 // consumes the section up to its terminating CRLF "." CRLF before it
-// returns a DataError, so the session stays in step with the client.
+// returns a DataError, so the session stays in step with the client,
+// except when Unsynchronized is set.
 type DataError struct {
 	Err  error // ErrLineTooLong, ErrBareLF, ErrBareCR or ErrTooLarge
 	Line int   // 1-based line number of the first violation
+
+	// Unsynchronized reports a "." line next to a bare LF ("\n.\n",
+	// "\r\n.\n" or "\n.\r\n"): a client that ends lines with LF
+	// believes its message ended there, while the data has not ended for
+	// this reader. The reader stops at that line, and the session cannot
+	// know where the client is, so it must reply and close the connection.
+	// This is also how SMTP smuggling attempts end.
+	Unsynchronized bool
 }
 
 func (e *DataError) Error() string {
@@ -171,6 +180,15 @@ func ReadData(r *bufio.Reader, maxSize, discardLimit int64) ([]byte, error) {
 		}
 		terminatorAllowed := afterCRLF
 		afterCRLF = crlf
+
+		isDot := len(line) == 1 && line[0] == '.'
+		if isDot && (errors.Is(err, ErrBareLF) || err == nil && !terminatorAllowed) {
+			first := lineNo
+			if firstErr != nil {
+				first = firstErr.Line
+			}
+			return nil, &DataError{Err: ErrBareLF, Line: first, Unsynchronized: true}
+		}
 
 		switch {
 		case err == nil:

@@ -207,30 +207,40 @@ var _ = Describe("ReadData", func() {
 		Expect(string(msg)).To(Equal("a\r\n \r\nb\r\n"))
 	})
 
-	DescribeTable("rejects smuggled terminators",
+	DescribeTable("rejects smuggled terminators and stays in step",
 		func(data string, want error, line int) {
 			r := newReader(data + "MAIL FROM:<spoof@example.test>\r\n.\r\nQUIT\r\n")
 			_, err := smtp.ReadData(r, bigSize, bigDiscard)
 			expectDataError(err, want, line)
+			var dataErr *smtp.DataError
+			Expect(errors.As(err, &dataErr)).To(BeTrue())
+			Expect(dataErr.Unsynchronized).To(BeFalse())
 			expectNext(r, "QUIT")
 		},
-		Entry("LF . LF", "a\r\nb\n.\n", smtp.ErrBareLF, 2),
 		Entry("CR . CR", "a\r\nb\r.\r", smtp.ErrBareCR, 2),
-		Entry("CRLF . LF", "a\r\n.\n", smtp.ErrBareLF, 2),
-		Entry("LF . CRLF", "a\r\nb\n.\r\n", smtp.ErrBareLF, 2),
 		Entry("CR . CRLF", "a\r\nb\r.\r\n", smtp.ErrBareCR, 2),
 		Entry("CRLF . CR CRLF", "a\r\n.\r\r\n", smtp.ErrBareCR, 2),
 		Entry("CRLF CR . CRLF", "a\r\n\r.\r\n", smtp.ErrBareCR, 2),
 	)
 
-	It("rejects a bare LF before the terminator", func() {
-		// "\n.\r\n" is not CRLF "." CRLF, so the data goes on to the
-		// next real terminator.
-		r := newReader("a\n.\r\nb\r\n.\r\nQUIT\r\n")
-		_, err := smtp.ReadData(r, bigSize, bigDiscard)
-		expectDataError(err, smtp.ErrBareLF, 1)
-		expectNext(r, "QUIT")
-	})
+	// A "." line next to a bare LF is where a client that ends lines with
+	// LF thinks its message ends; the reader stops there and reports that
+	// the session lost step, without reading what follows.
+	DescribeTable("stops at a dot line next to a bare LF",
+		func(data string, line int) {
+			r := newReader(data + "MAIL FROM:<spoof@example.test>\r\n.\r\nQUIT\r\n")
+			_, err := smtp.ReadData(r, bigSize, bigDiscard)
+			expectDataError(err, smtp.ErrBareLF, line)
+			var dataErr *smtp.DataError
+			Expect(errors.As(err, &dataErr)).To(BeTrue())
+			Expect(dataErr.Unsynchronized).To(BeTrue())
+			expectNext(r, "MAIL FROM:<spoof@example.test>")
+		},
+		Entry("LF . LF", "a\r\nb\n.\n", 2),
+		Entry("CRLF . LF", "a\r\n.\n", 2),
+		Entry("LF . CRLF", "a\r\nb\n.\r\n", 2),
+		Entry("LF only", "a\nb\n.\n", 1),
+	)
 
 	It("accepts a 1000-octet line", func() {
 		line := strings.Repeat("x", smtp.MaxTextLine-2)
