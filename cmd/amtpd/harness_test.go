@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -70,6 +71,8 @@ type amtpd struct {
 	private string // host:port of the private listener, if configured
 	maildir string
 	spool   string
+	config  string
+	name    string // the server certificate's DNS name
 	stage   *stage
 }
 
@@ -115,8 +118,17 @@ func (s *stage) startAmtpd(name string, sc serverConfig) *amtpd {
 	fmt.Fprintf(&b, "[limits]\n%s\n", sc.limits)
 	fmt.Fprintf(&b, "[log]\nlevel = \"debug\"\n")
 
+	return s.runAmtpd(name, b.String(), sc.ipv6, sc.private)
+}
+
+// runAmtpd writes configText as the configuration of a server called name,
+// starts amtpd with it and waits until it listens. The configuration must
+// put the Maildir and the spool in the folder of that name.
+func (s *stage) runAmtpd(name, configText string, ipv6, private bool) *amtpd {
+	dir := filepath.Join(s.dir, name)
+	Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
 	configPath := filepath.Join(dir, "amtpd.toml")
-	Expect(os.WriteFile(configPath, []byte(b.String()), 0o644)).To(Succeed())
+	Expect(os.WriteFile(configPath, []byte(configText), 0o644)).To(Succeed())
 
 	cmd := exec.Command(amtpdPath, "--config", configPath)
 	session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
@@ -126,13 +138,13 @@ func (s *stage) startAmtpd(name string, sc serverConfig) *amtpd {
 		Eventually(session, 15*time.Second).Should(gexec.Exit())
 	})
 
-	srv := &amtpd{session: session, maildir: filepath.Join(dir, "maildir"), spool: filepath.Join(dir, "spool"), stage: s}
+	srv := &amtpd{session: session, maildir: filepath.Join(dir, "maildir"), spool: filepath.Join(dir, "spool"), stage: s, config: configPath}
 	Eventually(session.Out, 10*time.Second).Should(gbytes.Say(`amtpd: public listener on`))
 	want := 1
-	if sc.ipv6 {
+	if ipv6 {
 		want++
 	}
-	if sc.private {
+	if private {
 		want++
 	}
 	Eventually(func() int { return len(listenerLines(session.Out.Contents())) }, 5*time.Second).Should(Equal(want))
@@ -266,7 +278,7 @@ func (a *amtpd) dial(addr string, opts dialOptions) (*client, error) {
 	}
 	cfg := &tls.Config{
 		RootCAs:            roots,
-		ServerName:         "mx." + m.Domain,
+		ServerName:         a.serverName(),
 		ClientSessionCache: opts.cache,
 		MaxVersion:         opts.maxVersion,
 		// Always present the chosen certificate, even when the server
@@ -291,6 +303,13 @@ func (a *amtpd) dial(addr string, opts dialOptions) (*client, error) {
 	c := &client{conn: conn, r: bufio.NewReader(conn)}
 	DeferCleanup(func() { conn.Close() })
 	return c, nil
+}
+
+func (a *amtpd) serverName() string {
+	if a.name != "" {
+		return a.name
+	}
+	return "mx." + a.stage.manifest.Domain
 }
 
 // reply reads one reply and returns its code and the text of each line.
@@ -368,4 +387,8 @@ func cnOf(m *pki.Manifest, name string) string {
 	e, err := m.Cert(name)
 	Expect(err).NotTo(HaveOccurred())
 	return e.CN
+}
+
+func b64(s string) string {
+	return base64.StdEncoding.EncodeToString([]byte(s))
 }

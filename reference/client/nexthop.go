@@ -130,6 +130,9 @@ func DialNextHop(ctx context.Context, hops []NextHop, cfg Config) (*Conn, error)
 			if err == nil {
 				return conn, nil
 			}
+			if cfg.Logger != nil {
+				cfg.Logger.Info("next hop failed; trying the next one", "target", hop.Target, "addr", address, "priority", hop.Priority, "error", err)
+			}
 			failures = append(failures, err)
 			temporary = temporary || IsTemporary(err)
 			if ctx.Err() != nil {

@@ -264,6 +264,12 @@ func (d *Dispatcher) worker(ctx context.Context) {
 // next attempt or finishes the message.
 func (d *Dispatcher) process(ctx context.Context, id string) {
 	env, msg, err := d.opts.Spool.Load(id)
+	if errors.Is(err, queue.ErrNotFound) || errors.Is(err, queue.ErrCorrupt) {
+		// Deleted by the operator, or moved to corrupt/ by the spool,
+		// which logged it.
+		d.log.Warn("queued message is gone; not scheduling it again", "id", id, "error", err)
+		return
+	}
 	if err != nil {
 		d.log.Error("cannot load queued message; retrying later", "id", id, "error", err)
 		d.scheduleAt(id, time.Now().Add(d.opts.Retry.Delay(1)))
