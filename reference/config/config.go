@@ -178,11 +178,11 @@ type Limits struct {
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// AuthTimeout is the time from the connection to a successful EHLO, so
 	// clients that never authenticate cannot hold session slots.
-	AuthTimeout Duration `toml:"auth_timeout"`
-	CommandTimeout   Duration `toml:"command_timeout"`
-	DataTimeout      Duration `toml:"data_timeout"`
-	SessionTimeout   Duration `toml:"session_timeout"`
-	ShutdownTimeout  Duration `toml:"shutdown_timeout"`
+	AuthTimeout     Duration `toml:"auth_timeout"`
+	CommandTimeout  Duration `toml:"command_timeout"`
+	DataTimeout     Duration `toml:"data_timeout"`
+	SessionTimeout  Duration `toml:"session_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // Log configures the log/slog output on stderr.
