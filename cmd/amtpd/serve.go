@@ -57,7 +57,15 @@ func serve(ctx context.Context, cfg *config.Config, check bool, stdout, stderr i
 		return exitOK
 	}
 
-	spool, err := queue.Open(cfg.Queue.Dir, queue.Options{Logger: logger.With("component", "queue")})
+	syncfs := cfg.Queue.Sync == "syncfs"
+	if cfg.Queue.Sync == "auto" {
+		err := queue.SyncFilesystemSupported()
+		syncfs = err == nil
+		if err != nil {
+			logger.Info("queue.sync auto: using fsync per message file", "reason", err)
+		}
+	}
+	spool, err := queue.Open(cfg.Queue.Dir, queue.Options{Logger: logger.With("component", "queue"), SyncFilesystem: syncfs})
 	if err != nil {
 		return fail(exitFailure, err)
 	}

@@ -120,6 +120,11 @@ type Queue struct {
 	// MaxAge is how long a message may stay queued before the recipients
 	// still deferred fail and the sender gets a bounce.
 	MaxAge Duration `toml:"max_age"`
+	// Sync is how a batch of accepted messages is made durable: "fsync"
+	// fsyncs each new file, "syncfs" makes one syncfs(2) call for the
+	// batch (Linux 5.8 or later), and "auto" (the default) uses syncfs
+	// where it is supported.
+	Sync string `toml:"sync"`
 }
 
 // Relay is the identity amtpd presents when it relays over a public
@@ -311,6 +316,9 @@ func (c *Config) applyDefaults() {
 	setDuration(&c.Queue.RetryBase, DefaultRetryBase)
 	setDuration(&c.Queue.RetryMaxInterval, DefaultRetryMaxInterval)
 	setDuration(&c.Queue.MaxAge, DefaultMaxAge)
+	if c.Queue.Sync == "" {
+		c.Queue.Sync = "auto"
+	}
 	if c.Relay.Cert == "" && c.Relay.Key == "" {
 		c.Relay.Cert, c.Relay.Key = c.TLS.Cert, c.TLS.Key
 	}
@@ -427,6 +435,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.MaxAge.Duration <= 0 {
 		add("queue.max_age must be positive")
+	}
+	switch c.Queue.Sync {
+	case "auto", "fsync", "syncfs":
+	default:
+		add("queue.sync %q: use \"auto\", \"fsync\" or \"syncfs\"", c.Queue.Sync)
 	}
 	if c.Relay.SourceAddr != "" {
 		if _, err := netip.ParseAddr(c.Relay.SourceAddr); err != nil {

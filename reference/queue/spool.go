@@ -590,3 +590,9 @@ func syncDir(path string) error {
 	}
 	return nil
 }
+
+// SyncFilesystemSupported returns nil when Options.SyncFilesystem can be
+// used here, and otherwise an error that says why not.
+func SyncFilesystemSupported() error {
+	return checkSyncfs()
+}
