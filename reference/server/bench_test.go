@@ -30,7 +30,17 @@ func (discard) Deliver(context.Context, *delivery.Envelope, []byte) error { retu
 
 // benchServer starts an in-process server on 127.0.0.1 with a fixture PKI
 // and the fixture DNS server, and returns its address and the manifest.
+// With fsync set it delivers to Maildir, else it drops every message.
 func benchServer(b *testing.B, fsync bool, keyType pki.KeyType) (string, *pki.Manifest) {
+	if !fsync {
+		return benchServerWith(b, discard{}, keyType)
+	}
+	return benchServerWith(b, nil, keyType)
+}
+
+// benchServerWith is benchServer with the given deliverer; nil means
+// Maildir delivery.
+func benchServerWith(b *testing.B, deliverer delivery.Deliverer, keyType pki.KeyType) (string, *pki.Manifest) {
 	dir := b.TempDir()
 	m, err := pki.Init(pki.Options{Dir: filepath.Join(dir, "pki"), KeyType: keyType})
 	if err != nil {
@@ -80,8 +90,7 @@ max_sessions_per_ip = 1000
 		b.Fatal(err)
 	}
 
-	var deliverer delivery.Deliverer = discard{}
-	if fsync {
+	if deliverer == nil {
 		deliverer, err = maildir.New(cfg.Delivery.Maildir, "bench")
 		if err != nil {
 			b.Fatal(err)
