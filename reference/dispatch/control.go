@@ -15,7 +15,7 @@ import (
 // which a running amtpd takes queue commands from `amtpd queue`.
 const ControlSocket = "control.sock"
 
-// ServeControl answers queue commands on a Unix socket at path until ctx is
+// ServeControl serves queue commands on a Unix socket at path until ctx is
 // done. Each connection sends one line and gets one line back:
 //
 //	RETRY ID    -> OK retrying ID      | ERR ...

@@ -8,9 +8,9 @@ import (
 )
 
 // cmdAUTH implements SMTP AUTH PLAIN (RFC 4954, RFC 4616) on the private
-// listener. Section 7 asks a server to require that the certificate
-// subject match another authentication token: the authenticated user name
-// must equal the CN of the client certificate.
+// listener. Section 7 says a server SHOULD require that the certificate
+// subject match another authentication token, so the authenticated user
+// name must equal the CN of the client certificate.
 func (s *session) cmdAUTH(arg string) error {
 	switch {
 	case s.ep.users == nil:

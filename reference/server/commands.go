@@ -121,7 +121,7 @@ func (s *session) cmdEHLO(arg string) error {
 	return s.replyLines(codeOK, s.ehloLines())
 }
 
-// checkHint tells an operator what to look at for a failed identity check.
+// checkHint returns what an operator should check after a failed identity check.
 func checkHint(check identity.Check, listener string) string {
 	switch check {
 	case identity.CheckUntrustedCA:

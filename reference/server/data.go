@@ -76,7 +76,7 @@ func (s *session) cmdDATA(arg string) error {
 	cancel()
 	if err != nil {
 		s.rejected++
-		s.log.Error("delivery failed; client told to retry", "id", env.ID, "error", err)
+		s.log.Error("queueing failed; replied 451 so the client retries", "id", env.ID, "error", err)
 		return s.sendReply(replyLocalError)
 	}
 

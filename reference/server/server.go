@@ -397,7 +397,7 @@ func (s *Server) endSession(sess *session, ip netip.Addr) {
 	s.mu.Unlock()
 }
 
-// reject answers a connection over the limits with 421 after the TLS
+// reject replies 421 to a connection over the limits after the TLS
 // handshake, so the client learns why, or closes it at once when too many
 // rejections are already running.
 func (s *Server) reject(ep *endpoint, conn net.Conn, remote netip.AddrPort, overTotal, overIP bool) {
