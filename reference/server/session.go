@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -120,6 +121,10 @@ func (s *session) serve() {
 		return
 	}
 	s.commandLoop()
+
+	// Replies held back for pipelined commands go out before the close.
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	s.w.Flush()
 }
 
 func (s *session) commandLoop() {
@@ -298,7 +303,23 @@ func (s *session) reply(code int, enhanced, text string) error {
 	} else {
 		fmt.Fprintf(s.w, "%d %s\r\n", code, text)
 	}
+	if code != codeStartMailInput && s.commandBuffered() {
+		// RFC 2920: with pipelined commands waiting, the replies go out
+		// together when the input runs dry, saving a write per command.
+		return nil
+	}
 	return s.w.Flush()
+}
+
+// commandBuffered reports whether a whole command line from the client is
+// already buffered, so the next read will not block.
+func (s *session) commandBuffered() bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	buffered, _ := s.r.Peek(n)
+	return bytes.IndexByte(buffered, '\n') >= 0
 }
 
 // replyLines writes a multi-line reply (RFC 5321 section 4.2.1).
