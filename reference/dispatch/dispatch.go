@@ -377,12 +377,15 @@ func (d *Dispatcher) finishOrReschedule(ctx context.Context, env *queue.Envelope
 				d.opts.Metrics.Failed.Add(1)
 			}
 		}
-		var err error
-		if env, err = d.opts.Spool.Update(env.ID, records...); err != nil {
+		// Update returns a nil envelope on error, so env must keep the
+		// old one for the error path.
+		expired, err := d.opts.Spool.Update(env.ID, records...)
+		if err != nil {
 			d.log.Error("cannot record expiry; retrying later", "id", env.ID, "error", err)
 			d.scheduleAt(env.ID, time.Now().Add(d.opts.Retry.Delay(1)))
 			return
 		}
+		env = expired
 		d.log.Info("message expired", "id", env.ID, "max_age", d.opts.Retry.MaxAge)
 	}
 
@@ -409,12 +412,13 @@ func (d *Dispatcher) failAll(ctx context.Context, env *queue.Envelope, msg []byt
 			records = append(records, queue.Record{Time: time.Now(), Type: queue.RecordRecipient, Recipient: r.Address, State: queue.Failed, Code: code, Error: text})
 		}
 	}
-	env, err := d.opts.Spool.Update(env.ID, records...)
+	failed, err := d.opts.Spool.Update(env.ID, records...)
 	if err != nil {
-		d.log.Error("cannot record failures", "id", env.ID, "error", err)
+		d.log.Error("cannot record failures; retrying later", "id", env.ID, "error", err)
+		d.scheduleAt(env.ID, time.Now().Add(d.opts.Retry.Delay(1)))
 		return
 	}
-	d.finishOrReschedule(ctx, env, msg)
+	d.finishOrReschedule(ctx, failed, msg)
 }
 
 func originOf(env *queue.Envelope) router.Origin {
