@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,7 +86,7 @@ func (d *Dispatcher) bounceMessage(env *queue.Envelope, failed []queue.Recipient
 		fmt.Fprintf(&b, "\r\nFinal-Recipient: rfc822; %s\r\n", r.Address)
 		fmt.Fprintf(&b, "Action: failed\r\n")
 		fmt.Fprintf(&b, "Status: %s\r\n", statusCode(r.LastCode))
-		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %d %s\r\n", r.LastCode, oneLine(r.LastError))
+		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %s\r\n", diagnostic(r))
 	}
 	b.WriteString("\r\n")
 
@@ -93,6 +94,16 @@ func (d *Dispatcher) bounceMessage(env *queue.Envelope, failed []queue.Recipient
 	b.Write(message.HeaderSection(original))
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return []byte(b.String())
+}
+
+// diagnostic returns the SMTP reply for the Diagnostic-Code field. The
+// reasons of relay attempts often start with the reply code already.
+func diagnostic(r queue.Recipient) string {
+	text := oneLine(r.LastError)
+	if strings.HasPrefix(text, strconv.Itoa(r.LastCode)+" ") {
+		return text
+	}
+	return fmt.Sprintf("%d %s", r.LastCode, text)
 }
 
 // statusCode returns a DSN status (RFC 3463) for an SMTP reply code.

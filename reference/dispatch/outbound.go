@@ -229,9 +229,12 @@ func (r *Relay) sendGateway(ctx context.Context, route router.Route, msg Outboun
 }
 
 func gatewayError(route router.Route, step string, err error) error {
-	wrapped := fmt.Errorf("SMTP gateway %s at %s: %w", route.Smarthost, step, err)
 	var tp *textproto.Error
-	if errors.As(err, &tp) && tp.Code >= 500 {
+	if !errors.As(err, &tp) {
+		return fmt.Errorf("SMTP gateway %s at %s: %w", route.Smarthost, step, err)
+	}
+	wrapped := fmt.Errorf("SMTP gateway %s at %s: %s", route.Smarthost, step, replyText(tp))
+	if tp.Code >= 500 {
 		return PermanentError(wrapped)
 	}
 	return wrapped
@@ -244,7 +247,14 @@ func gatewayResult(rcpt string, err error) RecipientResult {
 		if tp.Code >= 500 {
 			outcome = Failed
 		}
-		return RecipientResult{Recipient: rcpt, Outcome: outcome, Code: tp.Code, Text: tp.Error()}
+		return RecipientResult{Recipient: rcpt, Outcome: outcome, Code: tp.Code, Text: replyText(tp)}
 	}
 	return RecipientResult{Recipient: rcpt, Outcome: Deferred, Code: 451, Text: err.Error()}
+}
+
+// replyText returns an SMTP reply as the server sent it, such as
+// "550 5.1.1 no such user". It does not use tp.Error, which in Go 1.26
+// quotes and escapes the text.
+func replyText(tp *textproto.Error) string {
+	return fmt.Sprintf("%03d %s", tp.Code, tp.Msg)
 }
