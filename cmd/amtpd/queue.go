@@ -43,16 +43,34 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	command := args[0]
+	switch command {
+	case "list", "show", "retry", "delete":
+	default:
+		fmt.Fprintf(stderr, "amtpd queue: unknown command %q; use list, show, retry or delete\n\n%s\n", command, queueUsage)
+		return exitUsage
+	}
 
 	flags := flag.NewFlagSet("amtpd queue "+command, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "path of the amtpd configuration `file` (required)")
 	all := flags.Bool("all", false, "retry: every queued message")
-	if err := flags.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	// Parse stops at the first argument that is not a flag, so parse again
+	// after each ID to accept "show ID --config FILE" as well.
+	var ids []string
+	rest := args[1:]
+	for {
+		if err := flags.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
 		}
-		return exitUsage
+		rest = flags.Args()
+		if len(rest) == 0 {
+			break
+		}
+		ids = append(ids, rest[0])
+		rest = rest[1:]
 	}
 	if *configPath == "" {
 		fmt.Fprintln(stderr, "amtpd queue: --config FILE is required: the spool folder is queue.dir of that configuration")
@@ -64,7 +82,6 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	dir := cfg.Queue.Dir
-	ids := flags.Args()
 
 	switch {
 	case command == "list" && len(ids) == 0:
