@@ -22,9 +22,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"pki":  {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
-	"dns":  {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
-	"send": {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
+	"pki":     {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
+	"dns":     {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
+	"send":    {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
+	"conform": {summary: "check a server against the draft's clauses (conform --target HOST:PORT --pki DIR [--list])", run: runConform},
 }
 
 // errUsage marks an error caused by bad command-line arguments; it maps to

@@ -84,6 +84,9 @@ type Environment struct {
 	// Baseline is the session that most checks need first: the valid
 	// client certificate connects, gets a greeting and a 250 reply to EHLO.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// DNSOverrides lists the records that the suite's DNS server changed
+	// in the PKI zone for the whole run.
+	DNSOverrides []string `json:"dns_overrides,omitempty"`
 	// Problems lists harness problems that concern no single clause, such
 	// as a spec that names an ID missing from the catalogue.
 	Problems []string `json:"problems,omitempty"`

@@ -1,0 +1,112 @@
+package specs
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/amtp-toolkit/amtp/conformance/maildir"
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// Config is what the specs know about the server under test and the run.
+// The run package sets it with Configure before it calls RunSpecs.
+type Config struct {
+	// Target is the public listener as host:port.
+	Target string
+	// Target6 is a public listener on ::1, for the IPv6 checks. Empty
+	// skips them.
+	Target6 string
+	// PrivateTarget is the private listener (draft section 7) as
+	// host:port. Empty skips the private-listener checks.
+	PrivateTarget string
+	// ServerName is the name checked against the server certificate.
+	ServerName string
+	// PKI is the test PKI whose certificates the specs present and whose
+	// CAs they trust.
+	PKI *pki.Manifest
+	// DNS controls the DNS server that the suite runs, or is nil when the
+	// user runs one (DNS mode "external").
+	DNS DNS
+	// Maildir watches the folders where the server delivers mail, or is
+	// nil when no Maildir root was given.
+	Maildir *maildir.Watcher
+	// Recipient is a local address that the server accepts mail for.
+	Recipient string
+	// Strict demands the draft's literal reading where
+	// docs/interpretations.md accepts several behaviours.
+	Strict bool
+	// StepTimeout bounds each step: a connect, a TLS handshake, one reply,
+	// one wait for a delivery.
+	StepTimeout time.Duration
+	// QuietPeriod is how long a check waits to be sure that no further
+	// reply arrives.
+	QuietPeriod time.Duration
+	// RunID is unique to the run and starts every message token.
+	RunID string
+}
+
+// DNS is the DNS server that the suite runs in DNS mode "serve".
+type DNS interface {
+	// Addr returns the address the server listens on.
+	Addr() string
+	// SetPTR replaces the PTR records of addr with names (none removes
+	// them) until the returned restore function is called.
+	SetPTR(addr netip.Addr, names ...string) (restore func(), err error)
+	// PTROverrides lists the changes the suite made to the PKI zone for
+	// the whole run, such as "127.0.0.5 PTR client.", for the result.
+	PTROverrides() []string
+}
+
+// Default timings, used when Config leaves them zero.
+const (
+	DefaultStepTimeout = 10 * time.Second
+	DefaultQuietPeriod = 500 * time.Millisecond
+)
+
+var (
+	configMu sync.Mutex
+	config   = Config{StepTimeout: DefaultStepTimeout, QuietPeriod: DefaultQuietPeriod}
+	// runContext ends the checks of the run early when it is canceled.
+	runContext = context.Background()
+)
+
+// Configure sets the configuration for the next run and clears the
+// results of the previous one. Canceling ctx makes the running check and
+// every later one end at once with an error or a skip.
+func Configure(ctx context.Context, c Config) {
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = DefaultStepTimeout
+	}
+	if c.QuietPeriod <= 0 {
+		c.QuietPeriod = min(DefaultQuietPeriod, c.StepTimeout/2)
+	}
+	configMu.Lock()
+	config = c
+	runContext = ctx
+	configMu.Unlock()
+	Reset()
+}
+
+// current returns the configuration of the running suite.
+func current() Config {
+	configMu.Lock()
+	defer configMu.Unlock()
+	return config
+}
+
+// runCtx returns the context of the run.
+func runCtx() context.Context {
+	configMu.Lock()
+	defer configMu.Unlock()
+	return runContext
+}
+
+// specBudget is the longest time one spec may take. The longest specs send
+// about a hundred commands. Each step has its own timeout, and a check
+// stops at the first step that times out, so a spec reaches its budget only
+// when a server answers each step just before the timeout.
+func specBudget() time.Duration {
+	return 20*current().StepTimeout + 10*time.Second
+}

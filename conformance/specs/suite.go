@@ -1,0 +1,60 @@
+package specs
+
+import (
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/amtp-toolkit/amtp/conformance/result"
+)
+
+// SuiteDescription is the description that RunSpecs gets.
+const SuiteDescription = "AMTP server conformance (" + result.Draft + ")"
+
+// The spec tree has one top-level container, so that Ginkgo runs the
+// sections in the order below, which is the catalogue's order, whatever
+// its random seed. Ginkgo shuffles only top-level containers unless told
+// to shuffle all specs.
+var _ = Describe(SuiteDescription, func() {
+	ReportAfterEach(recordUnfinished)
+
+	section1_2()
+	section3_1()
+	section4_1()
+	section4_2()
+	section4_3_2()
+	section4_4_1()
+	section4_4_2()
+	section4_4_3()
+	section4_4_4()
+	section4_5()
+	section5_1()
+	section7()
+	section8()
+	rfc5321Specs()
+})
+
+// recordUnfinished records an error for a spec that Ginkgo ended before
+// the check recorded its verdict: a timeout, an interrupt or a failure in
+// Ginkgo itself.
+func recordUnfinished(report SpecReport) {
+	if report.State == types.SpecStateSkipped && report.Failure.Message == "" {
+		// Skipped by the label filter: not run, nothing to record.
+		return
+	}
+	for _, label := range report.Labels() {
+		if SpecLabels(label) == nil {
+			continue
+		}
+		if _, ok := recorded(label); ok {
+			return
+		}
+		reason := fmt.Sprintf("the spec ended as %s before the check recorded a verdict", report.State)
+		if report.Failure.Message != "" {
+			reason += ": " + report.Failure.Message
+		}
+		record(label, result.Outcome{Verdict: result.Error, Reason: reason, Transcript: []result.Evidence{}})
+		return
+	}
+}
