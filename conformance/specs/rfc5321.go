@@ -232,8 +232,11 @@ func (c *Check) resetVerdict() {
 	}
 }
 
-// checkCRLFOnly sends "NOOP\nNOOP\r\n" in one write: a bare LF must not
-// end a command line, so exactly one reply may arrive.
+// checkCRLFOnly sends "NOOP\nNOOP\r\n" in one write. A bare LF must not
+// end a command line, so exactly one reply may arrive. Without --strict,
+// a server that rejects the part before the bare LF with a 5yz reply and
+// then answers the rest also passes: it executed nothing that ended in a
+// bare LF, and it uses the LF only to find where to read on.
 func checkCRLFOnly(c *Check) {
 	s := c.open(`"NOOP\nNOOP\r\n" in one write`)
 	if s == nil {
@@ -252,17 +255,27 @@ func checkCRLFOnly(c *Check) {
 	switch {
 	case err != nil:
 		c.Error("%s", describe(err))
+		return
+	case !quiet && first.Code < 400:
+		c.Broken("two replies arrived (%s, then %s), so the server executed a command line that ended in a bare LF", summarize(first), summarize(second))
+		return
+	case !quiet && c.Strict():
+		c.Broken("--strict: two replies arrived (%s, then %s), so the bare LF ended a command line", summarize(first), summarize(second))
+		return
 	case !quiet:
-		c.Broken("two replies arrived (%s, then %s), so the server took the bare LF as the end of a command line", summarize(first), summarize(second))
-	default:
-		for _, r := range s.Replies() {
-			if !r.CRLF {
-				c.Broken("the reply %s has a line that ends in a bare LF", summarize(r))
-				return
-			}
-		}
-		c.Pass("exactly one reply arrived (%s), and every reply line ended in CRLF", summarize(first))
+		c.Observe("two replies arrived (%s, then %s): the server rejected the part before the bare LF and read on after it, which --strict does not accept", summarize(first), summarize(second))
 	}
+	for _, r := range s.Replies() {
+		if !r.CRLF {
+			c.Broken("the reply %s has a line that ends in a bare LF", summarize(r))
+			return
+		}
+	}
+	if quiet {
+		c.Pass("exactly one reply arrived (%s), and every reply line ended in CRLF", summarize(first))
+		return
+	}
+	c.Pass("the server rejected the line that ended in a bare LF (%s) and executed nothing from it; every reply line ended in CRLF", summarize(first))
 }
 
 // checkNoClose sends an unknown command, a RCPT out of sequence and RSET;
@@ -1031,5 +1044,5 @@ func checkRecipientLimit(c *Check) {
 		}
 		return
 	}
-	c.Skip("the server accepted %d RCPT commands without reaching a limit", maxRecipientProbe)
+	c.Skip("the server accepted %d RCPT commands for %s without reaching a limit; a server that counts a repeated recipient once may have a limit this check cannot reach", maxRecipientProbe, current().Recipient)
 }
