@@ -185,15 +185,7 @@ func printSummary(w io.Writer, r *result.Result, jsonPath string, writeErr error
 		{"errors", result.Error},
 		{"warnings", result.Warn},
 	} {
-		var lines []string
-		for _, c := range r.Clauses {
-			if c.Verdict == group.verdict {
-				lines = append(lines, fmt.Sprintf("  %s [%s]: %s", c.ID, c.Level, c.Reason))
-			}
-		}
-		if len(lines) > 0 {
-			fmt.Fprintf(w, "%s:\n%s\n", group.title, strings.Join(lines, "\n"))
-		}
+		printGroup(w, group.title, r.Clauses, group.verdict)
 	}
 
 	if writeErr != nil {
@@ -201,6 +193,41 @@ func printSummary(w io.Writer, r *result.Result, jsonPath string, writeErr error
 		return
 	}
 	fmt.Fprintf(w, "JSON result: %s\n", jsonPath)
+}
+
+// sharedReasonMin is the number of clauses with the same reason from which
+// the summary prints the reason once, followed by their IDs.
+const sharedReasonMin = 3
+
+// printGroup prints the clauses with verdict v, one line each with its
+// reason. Clauses that share a reason with at least sharedReasonMin others,
+// as after a failed baseline session, are printed once as a list of IDs.
+func printGroup(w io.Writer, title string, clauses []result.Clause, v result.Verdict) {
+	byReason := map[string][]string{}
+	var order []string
+	for _, c := range clauses {
+		if c.Verdict != v {
+			continue
+		}
+		if byReason[c.Reason] == nil {
+			order = append(order, c.Reason)
+		}
+		byReason[c.Reason] = append(byReason[c.Reason], fmt.Sprintf("%s [%s]", c.ID, c.Level))
+	}
+	if len(order) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", title)
+	for _, reason := range order {
+		ids := byReason[reason]
+		if len(ids) < sharedReasonMin {
+			for _, id := range ids {
+				fmt.Fprintf(w, "  %s: %s\n", id, reason)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "  %d clauses: %s\n    %s\n", len(ids), reason, strings.Join(ids, ", "))
+	}
 }
 
 // listClauses prints the catalogue's counts and every clause with the

@@ -175,6 +175,7 @@ func runSpecs(opts Options, filter string, dryRun bool) {
 	formatter.ColorableStdOut = output
 	defer func() { formatter.ColorableStdOut = previous }()
 
+	specs.Register()
 	ginkgo.RunSpecs(&failureRecorder{}, specs.SuiteDescription, suiteConfig, reporterConfig)
 }
 

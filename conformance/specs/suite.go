@@ -2,6 +2,7 @@ package specs
 
 import (
 	"fmt"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
@@ -12,11 +13,23 @@ import (
 // SuiteDescription is the description that RunSpecs gets.
 const SuiteDescription = "AMTP server conformance (" + result.Draft + ")"
 
-// The spec tree has one top-level container, so that Ginkgo runs the
-// sections in the order below, which is the catalogue's order, whatever
-// its random seed. Ginkgo shuffles only top-level containers unless told
-// to shuffle all specs.
-var _ = Describe(SuiteDescription, func() {
+var registerOnce sync.Once
+
+// Register adds the conformance specs to Ginkgo's global spec tree. Call
+// it once before RunSpecs; later calls do nothing. The specs are not
+// added when the package is imported, so that a Ginkgo test binary that
+// links this package, such as the tests of amtpkit, does not run them.
+func Register() {
+	registerOnce.Do(func() {
+		Describe(SuiteDescription, tree)
+	})
+}
+
+// tree declares every spec. The tree has one top-level container, so that
+// Ginkgo runs the sections in the order below, which is the catalogue's
+// order, whatever its random seed: Ginkgo shuffles only top-level
+// containers unless told to shuffle all specs.
+func tree() {
 	ReportAfterEach(recordUnfinished)
 
 	section1_2()
@@ -33,7 +46,7 @@ var _ = Describe(SuiteDescription, func() {
 	section7()
 	section8()
 	rfc5321Specs()
-})
+}
 
 // recordUnfinished records an error for a spec that Ginkgo ended before
 // the check recorded its verdict: a timeout, an interrupt or a failure in
