@@ -150,8 +150,8 @@ func runSpecs(opts Options, filter string, dryRun bool) {
 	suiteConfig := types.NewDefaultSuiteConfig()
 	suiteConfig.LabelFilter = filter
 	suiteConfig.RandomizeAllSpecs = false
-	// Ginkgo shuffles top-level containers by the seed; the specs package
-	// has one, so the order is the catalogue's whatever the seed.
+	// The specs run in one Ordered container, so the seed changes nothing;
+	// a fixed one keeps the report's header stable.
 	suiteConfig.RandomSeed = 1
 	suiteConfig.DryRun = dryRun
 	// The specs bound themselves; this limit only stops a run that a bug

@@ -76,13 +76,15 @@ func clause(id string, needs []string, body func(c *Check)) {
 		labels = append(labels, NeedsLabelPrefix+need)
 	}
 	if _, err := registerSpec(id, labels); err != nil {
-		It(id+": not in the catalogue", Label(id), func() {
+		It(id+": not in the catalogue", Label(id), Offset(1), func() {
 			Fail(err.Error())
 		})
 		return
 	}
 
-	It(cl.ID+": "+cl.Title, Label(labels...), SpecTimeout(specBudget()), func(specCtx SpecContext) {
+	// Offset(1) gives the spec the code location of the clause call in
+	// the section's file, for Ginkgo's report.
+	It(cl.ID+": "+cl.Title, Label(labels...), SpecTimeout(specBudget()), Offset(1), func(specCtx SpecContext) {
 		ctx, cancel := context.WithCancel(specCtx)
 		defer cancel()
 		stop := context.AfterFunc(runCtx(), cancel)

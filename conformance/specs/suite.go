@@ -21,14 +21,14 @@ var registerOnce sync.Once
 // links this package, such as the tests of amtpkit, does not run them.
 func Register() {
 	registerOnce.Do(func() {
-		Describe(SuiteDescription, tree)
+		Describe(SuiteDescription, Ordered, ContinueOnFailure, tree)
 	})
 }
 
-// tree declares every spec. The tree has one top-level container, so that
-// Ginkgo runs the sections in the order below, which is the catalogue's
-// order, whatever its random seed: Ginkgo shuffles only top-level
-// containers unless told to shuffle all specs.
+// tree declares every spec. The container is Ordered, so that Ginkgo runs
+// the specs in the order of declaration, which is the catalogue's order;
+// otherwise Ginkgo sorts them by file name. ContinueOnFailure keeps a
+// failed clause from skipping the specs after it.
 func tree() {
 	ReportAfterEach(recordUnfinished)
 

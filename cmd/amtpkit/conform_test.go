@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+
+	"github.com/amtp-toolkit/amtp/conformance/catalogue"
+	"github.com/amtp-toolkit/amtp/conformance/result"
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// The conformance suite registers its specs in Ginkgo's global tree, and
+// Ginkgo runs one tree per process, so these tests run "amtpkit conform"
+// as a subprocess of a separately built amtpkit binary.
+
+// conformRunTimeout bounds one "amtpkit conform" run in these tests. A
+// whole run against amtpd takes about 10 seconds on a laptop.
+const conformRunTimeout = 2 * time.Minute
+
+// conformStage is a PKI in a temporary folder and a free loopback port for
+// the suite's DNS server.
+type conformStage struct {
+	dir       string
+	manifest  *pki.Manifest
+	dnsListen string
+}
+
+func newConformStage() *conformStage {
+	dir := GinkgoT().TempDir()
+	m, err := pki.Init(pki.Options{Dir: filepath.Join(dir, "pki")})
+	Expect(err).NotTo(HaveOccurred())
+	return &conformStage{dir: dir, manifest: m, dnsListen: freeUDPAndTCPAddr()}
+}
+
+// freeUDPAndTCPAddr returns a 127.0.0.1 address whose port was free for
+// both UDP and TCP a moment ago.
+func freeUDPAndTCPAddr() string {
+	for range 10 {
+		packetConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		addr := packetConn.LocalAddr().String()
+		listener, err := net.Listen("tcp", addr)
+		packetConn.Close()
+		if err == nil {
+			listener.Close()
+			return addr
+		}
+	}
+	Fail("found no port free for both UDP and TCP")
+	return ""
+}
+
+// conformAmtpd is an amtpd process configured for a conformance run.
+type conformAmtpd struct {
+	public, private, maildir string
+}
+
+var conformListenerLine = regexp.MustCompile(`amtpd: (public|private) listener on (\S+)`)
+
+// startConformAmtpd starts amtpd with public and private listeners, the
+// PKI's certificates, the suite's DNS address as its resolver, an MPC
+// policy that denies */optout and a Maildir in the stage folder.
+func (st *conformStage) startConformAmtpd(amtpdPath string) *conformAmtpd {
+	m := st.manifest
+	server, err := m.Cert(pki.CertServer)
+	Expect(err).NotTo(HaveOccurred())
+	caPath := func(name string) string {
+		for _, ca := range m.CAs {
+			if ca.Name == name {
+				return m.Path(ca.Cert)
+			}
+		}
+		Fail("CA " + name + " not in the manifest")
+		return ""
+	}
+	maildir := filepath.Join(st.dir, "maildir")
+	Expect(os.MkdirAll(maildir, 0o755)).To(Succeed())
+
+	config := fmt.Sprintf(`hostname = %q
+[tls]
+cert = %q
+key = %q
+[dns]
+server = %q
+timeout = "2s"
+[public]
+listen = ["127.0.0.1:0"]
+client_ca = [%q]
+[private]
+listen = ["127.0.0.1:0"]
+client_ca = [%q]
+users = %q
+[policy]
+mpc = ["DENY */optout"]
+[[domain]]
+name = %q
+mailboxes = ["alice", "bob"]
+[delivery]
+maildir = %q
+[queue]
+dir = %q
+[log]
+level = "info"
+`, server.CN, m.Path(server.Cert), m.Path(server.Key), st.dnsListen, caPath(pki.PublicCA),
+		caPath(pki.PrivateCA), m.Path(m.UsersFile), m.Domain, maildir, filepath.Join(st.dir, "spool"))
+	configPath := filepath.Join(st.dir, "amtpd.toml")
+	Expect(os.WriteFile(configPath, []byte(config), 0o644)).To(Succeed())
+
+	session, err := gexec.Start(exec.Command(amtpdPath, "--config", configPath), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		session.Terminate()
+		Eventually(session, 15*time.Second).Should(gexec.Exit())
+	})
+	Eventually(func() int {
+		return len(conformListenerLine.FindAllString(string(session.Out.Contents()), -1))
+	}, 10*time.Second).Should(Equal(2), "amtpd did not start; its log:\n%s", session.Err.Contents())
+
+	a := &conformAmtpd{maildir: maildir}
+	for _, match := range conformListenerLine.FindAllStringSubmatch(string(session.Out.Contents()), -1) {
+		if match[1] == "private" {
+			a.private = match[2]
+		} else {
+			a.public = match[2]
+		}
+	}
+	return a
+}
+
+// conformRun is one finished "amtpkit conform" process.
+type conformRun struct {
+	code     int
+	stdout   string
+	stderr   string
+	elapsed  time.Duration
+	jsonPath string
+}
+
+// runConformCommand runs amtpkit with args and waits for it.
+func runConformCommand(amtpkitPath string, args ...string) conformRun {
+	start := time.Now()
+	session, err := gexec.Start(exec.Command(amtpkitPath, args...), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	Eventually(session, conformRunTimeout).Should(gexec.Exit())
+	return conformRun{
+		code:    session.ExitCode(),
+		stdout:  string(session.Out.Contents()),
+		stderr:  string(session.Err.Contents()),
+		elapsed: time.Since(start),
+	}
+}
+
+// runConformAgainst runs "amtpkit conform" with the stage's PKI and DNS
+// address against target, plus extra arguments, and loads the result.
+func (st *conformStage) runConformAgainst(amtpkitPath, target string, extra ...string) (conformRun, *result.Result) {
+	jsonPath := filepath.Join(GinkgoT().TempDir(), "result.json")
+	args := append([]string{"conform", "--target", target, "--pki", st.manifest.Dir(),
+		"--dns-listen", st.dnsListen, "--json", jsonPath}, extra...)
+	r := runConformCommand(amtpkitPath, args...)
+	r.jsonPath = jsonPath
+	loaded, err := result.Load(jsonPath)
+	Expect(err).NotTo(HaveOccurred(), "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	return r, loaded
+}
+
+// specClauses returns the clauses that have a spec: those with a rerun
+// command.
+func specClauses(r *result.Result) []result.Clause {
+	var clauses []result.Clause
+	for _, c := range r.Clauses {
+		if c.Rerun != "" {
+			clauses = append(clauses, c)
+		}
+	}
+	return clauses
+}
+
+var _ = Describe("conform", Ordered, func() {
+	var amtpkitPath, amtpdPath string
+
+	BeforeAll(func() {
+		var err error
+		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
+		Expect(err).NotTo(HaveOccurred())
+		amtpdPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+	})
+
+	Context("against amtpd", Ordered, func() {
+		var (
+			st  *conformStage
+			srv *conformAmtpd
+		)
+
+		BeforeAll(func() {
+			st = newConformStage()
+			srv = st.startConformAmtpd(amtpdPath)
+		})
+
+		It("passes every server clause that applies", func() {
+			run, r := st.runConformAgainst(amtpkitPath, srv.public,
+				"--private-target", srv.private, "--maildir", srv.maildir, "--timeout", "3s")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.elapsed).To(BeNumerically("<", time.Minute))
+			Expect(run.stdout).To(ContainSubstring("JSON result: " + run.jsonPath))
+
+			// amtpd answers only NOOP before EHLO, on purpose (the
+			// interpretations page, item 10), which is a warning. It counts a
+			// repeated recipient once, so the recipient limit check finds no
+			// limit, and this run has no IPv6 listener.
+			allowedWarnings := []string{"rfc5321-4.1.4-commands-before-ehlo"}
+			allowedSkips := []string{"4.2-ipv6-equivalent-tests", "rfc5321-4.5.3.1.10-too-many-recipients-452"}
+			checked := 0
+			for _, c := range specClauses(r) {
+				checked++
+				switch c.Verdict {
+				case result.Pass, result.Info:
+				case result.Warn:
+					Expect(allowedWarnings).To(ContainElement(c.ID), "%s: %s", c.ID, c.Reason)
+				case result.Skip:
+					Expect(allowedSkips).To(ContainElement(c.ID), "%s: %s", c.ID, c.Reason)
+				default:
+					Fail(fmt.Sprintf("%s got %s: %s", c.ID, c.Verdict, c.Reason))
+				}
+			}
+			Expect(checked).To(BeNumerically(">=", 60))
+		})
+
+		It("writes the JSON result with every catalogue clause", func() {
+			_, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--focus", "4.4.1")
+			Expect(r.SchemaVersion).To(Equal(1))
+			Expect(r.Environment.Draft).To(Equal("draft-weinman-amtp-03"))
+			Expect(r.Environment.Target).To(Equal(srv.public))
+			Expect(r.Environment.Options.PKIDir).To(Equal(st.manifest.Dir()))
+			Expect(r.Environment.End).To(BeTemporally(">=", r.Environment.Start))
+			Expect(r.Environment.TLS).NotTo(BeNil())
+			Expect(r.Environment.TLS.HandshakeComplete).To(BeTrue())
+			Expect(r.Summary.Clauses).To(Equal(len(catalogue.All())))
+			Expect(r.Clauses).To(HaveLen(len(catalogue.All())))
+
+			for i, c := range catalogue.All() {
+				entry := r.Clauses[i]
+				Expect(entry.ID).To(Equal(c.ID))
+				Expect(entry.Section).To(Equal(c.Section))
+				Expect(entry.Level).To(Equal(string(c.Level)))
+				Expect(entry.Role).To(Equal(string(c.Role)))
+				Expect(entry.Reason).NotTo(BeEmpty(), c.ID)
+				switch {
+				case !c.Testable():
+					Expect(entry.Verdict).To(Equal(result.Untestable), c.ID)
+					Expect(entry.Reason).To(Equal(c.Untestable))
+				case c.Role != catalogue.RoleServer:
+					Expect(entry.Verdict).To(Equal(result.Skip), c.ID)
+				}
+			}
+
+			helo, ok := r.Clause("4.4.1-helo-rejected")
+			Expect(ok).To(BeTrue())
+			Expect(helo.Verdict).To(Equal(result.Pass))
+			Expect(helo.Rerun).To(HavePrefix("amtpkit conform --target " + srv.public + " --pki " + st.manifest.Dir()))
+			Expect(helo.Rerun).To(HaveSuffix("--focus 4.4.1-helo-rejected"))
+			Expect(helo.Transcript).To(HaveLen(2))
+			Expect(helo.Transcript[0].Rendered).To(ContainSubstring("C: HELO client." + st.manifest.Domain))
+			Expect(helo.Transcript[0].Rendered).To(ContainSubstring("S: 504"))
+			Expect(helo.Transcript[0].TLS).NotTo(BeNil())
+			Expect(helo.Transcript[0].Record.Events()).NotTo(BeEmpty())
+		})
+
+		It("runs only the focused clause", func() {
+			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--focus", "4.4.1-helo-rejected")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			for _, c := range specClauses(r) {
+				if c.ID == "4.4.1-helo-rejected" {
+					Expect(c.Verdict).To(Equal(result.Pass), c.Reason)
+					continue
+				}
+				Expect(c.Verdict).To(Equal(result.Skip), c.ID)
+				Expect(c.Reason).To(Equal("not selected by --focus, --skip or --label-filter"), c.ID)
+			}
+		})
+
+		It("fails the literal readings under --strict", func() {
+			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--strict",
+				"--focus", "4.4.3-mail-without-mpc-rejected", "--focus", "4.4.3-duplicate-mpc-rejected")
+			Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			without, _ := r.Clause("4.4.3-mail-without-mpc-rejected")
+			Expect(without.Verdict).To(Equal(result.Fail))
+			Expect(without.Reason).To(ContainSubstring("--strict"))
+			Expect(run.stdout).To(ContainSubstring("4.4.3-duplicate-mpc-rejected [MUST]: --strict"))
+		})
+	})
+
+	It("fails 4.4.1-helo-rejected against a server that accepts HELO", func() {
+		st := newConformStage()
+		target := startLenientServer(st.manifest)
+		run, r := st.runConformAgainst(amtpkitPath, target, "--timeout", "2s")
+		Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		helo, _ := r.Clause("4.4.1-helo-rejected")
+		Expect(helo.Verdict).To(Equal(result.Fail))
+		Expect(helo.Reason).To(ContainSubstring("HELO after the greeting got"))
+		Expect(helo.Reason).To(ContainSubstring("not 504"))
+		Expect(run.stdout).To(ContainSubstring("4.4.1-helo-rejected [MUST]"))
+
+		// A server that accepts every certificate fails the certificate
+		// checks too, each on its own connection.
+		untrusted, _ := r.Clause("4.2-client-ca-recognized")
+		Expect(untrusted.Verdict).To(Equal(result.Fail))
+		greeting, _ := r.Clause("rfc5321-4.3.1-greeting-220")
+		Expect(greeting.Verdict).To(Equal(result.Pass))
+	})
+
+	It("ends within the timeouts against a silent server", func() {
+		st := newConformStage()
+		target := startSilentServer()
+		run, r := st.runConformAgainst(amtpkitPath, target, "--timeout", "1s")
+		Expect(run.code).To(Equal(3), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+		Expect(run.elapsed).To(BeNumerically("<", 30*time.Second))
+		Expect(r.Environment.Baseline).NotTo(BeNil())
+		Expect(r.Environment.Baseline.OK).To(BeFalse())
+		Expect(r.Environment.Baseline.Reason).To(ContainSubstring("timed out"))
+
+		for _, c := range r.Clauses {
+			Expect(c.Verdict).To(BeElementOf(result.Error, result.Fail, result.Skip, result.Untestable), "%s: %s", c.ID, c.Reason)
+		}
+		helo, _ := r.Clause("4.4.1-helo-rejected")
+		Expect(helo.Verdict).To(Equal(result.Error))
+		Expect(helo.Reason).To(ContainSubstring("precondition failed"))
+		Expect(run.stdout).To(MatchRegexp(`\d+ clauses: precondition failed`))
+	})
+
+	It("lists the clauses without connecting", func() {
+		run := runConformCommand(amtpkitPath, "conform", "--list")
+		Expect(run.code).To(Equal(0), run.stderr)
+		Expect(run.stdout).To(ContainSubstring("124 clauses"))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +server MTA +4\.4\.1-helo-rejected$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  untestable +MUST +operator +4\.3\.2-client-ptr-required$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  other role +MUST +client MTA +4\.4\.2-client-starts-with-ehlo$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  no spec yet +MUST NOT +server MTA +5\.2-no-rewrite$`))
+		Expect(run.stdout).To(MatchRegexp(`spec status: \d+ spec, \d+ no spec yet, \d+ other role, \d+ untestable`))
+
+		for _, match := range regexp.MustCompile(`(?m)^  spec +\S+(?: NOT)? +server MTA +(\S+)$`).FindAllStringSubmatch(run.stdout, -1) {
+			_, ok := catalogue.ByID(match[1])
+			Expect(ok).To(BeTrue(), match[1])
+		}
+	})
+
+	DescribeTable("rejects bad usage with exit status 2",
+		func(args []string, message string) {
+			run := runConformCommand(amtpkitPath, append([]string{"conform"}, args...)...)
+			Expect(run.code).To(Equal(2), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring(message))
+		},
+		Entry("missing target", []string{"--pki", "pki"}, "--target HOST:PORT"),
+		Entry("missing PKI", []string{"--target", "127.0.0.1:1"}, "--pki DIR"),
+		Entry("unknown focus", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--focus", "9.9-nothing"}, `--focus "9.9-nothing"`),
+		Entry("non-loopback target", []string{"--target", "192.0.2.1:25", "--pki", "pki"}, "not a loopback address"),
+		Entry("bad label filter", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--label-filter", "a &&"}, "label filter"),
+		Entry("unknown DNS mode", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--dns", "other"}, `DNS mode "other"`),
+		Entry("unknown flag", []string{"--bogus"}, "flag provided but not defined"),
+	)
+})
+
+// startLenientServer serves a TLS server on 127.0.0.1 with the PKI's
+// server certificate that accepts every client certificate and answers
+// every command, HELO included, with success. It stops when the spec ends.
+func startLenientServer(m *pki.Manifest) string {
+	cert, err := m.TLSCertificate(pki.CertServer)
+	Expect(err).NotTo(HaveOccurred())
+	listener, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequestClientCert,
+	})
+	Expect(err).NotTo(HaveOccurred())
+
+	var wg sync.WaitGroup
+	DeferCleanup(func() {
+		listener.Close()
+		wg.Wait()
+	})
+	var conns sync.Map
+	DeferCleanup(func() {
+		conns.Range(func(key, _ any) bool {
+			key.(net.Conn).Close()
+			return true
+		})
+	})
+	wg.Go(func() {
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			conns.Store(conn, true)
+			wg.Go(func() { serveLenient(conn) })
+		}
+	})
+	return listener.Addr().String()
+}
+
+// serveLenient runs one session of the lenient server.
+func serveLenient(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	reply := func(lines ...string) bool {
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))
+		return err == nil
+	}
+	if !reply("220 mx.example.test lenient test server") {
+		return
+	}
+	for {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		switch verb {
+		case "EHLO":
+			if !reply("250-mx.example.test", "250 PIPELINING") {
+				return
+			}
+		case "QUIT":
+			reply("221 bye")
+			return
+		case "DATA":
+			if !reply("354 go ahead") {
+				return
+			}
+			var data strings.Builder
+			for !strings.HasSuffix(data.String(), "\r\n.\r\n") {
+				chunk, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				data.WriteString(chunk)
+			}
+			if !reply("250 accepted") {
+				return
+			}
+		default:
+			if !reply("250 ok") {
+				return
+			}
+		}
+	}
+}
+
+// startSilentServer accepts TCP connections on 127.0.0.1 and never sends
+// a byte. It stops when the spec ends.
+func startSilentServer() string {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+	}()
+	DeferCleanup(func() {
+		listener.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	return listener.Addr().String()
+}
