@@ -175,10 +175,11 @@ func (d *Dispatcher) enqueue(ctx context.Context, env *queue.Envelope, msg []byt
 // Run loads the queue, starts the workers and delivers until ctx is done.
 // It returns after the workers have finished their current messages.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	for _, env := range d.opts.Spool.List() {
+	envs := d.opts.Spool.List()
+	for _, env := range envs {
 		d.scheduleAt(env.ID, env.NextAttempt)
 	}
-	d.log.Info("queue loaded", "messages", len(d.index))
+	d.log.Info("queue loaded", "messages", len(envs))
 
 	for i := 0; i < d.opts.Workers; i++ {
 		d.wg.Add(1)
