@@ -132,6 +132,12 @@ func (f *fakeOutbound) sent() []dispatch.OutboundMessage {
 	return slices.Clone(f.sends)
 }
 
+func (f *fakeOutbound) routesUsed() []router.Route {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes)
+}
+
 func (f *fakeOutbound) sentFor(id string) int {
 	n := 0
 	for _, m := range f.sent() {
