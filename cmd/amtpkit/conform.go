@@ -53,7 +53,7 @@ Exit status:
 options:
 `
 
-// defaultResultFile is where the JSON result goes without --json.
+// defaultResultFile is the file of the JSON result without --json.
 const defaultResultFile = "amtp-conformance.json"
 
 // Exit statuses of "conform" beyond those of runMain.

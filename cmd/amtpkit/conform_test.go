@@ -218,7 +218,7 @@ var _ = Describe("conform", Ordered, func() {
 			Expect(run.elapsed).To(BeNumerically("<", time.Minute))
 			Expect(run.stdout).To(ContainSubstring("JSON result: " + run.jsonPath))
 
-			// amtpd answers only NOOP before EHLO, on purpose (the
+			// amtpd serves only NOOP and QUIT before EHLO, on purpose (the
 			// interpretations page, item 10), which is a warning. It counts a
 			// repeated recipient once, so the recipient limit check finds no
 			// limit, and this run has no IPv6 listener.
@@ -376,8 +376,8 @@ var _ = Describe("conform", Ordered, func() {
 })
 
 // startLenientServer serves a TLS server on 127.0.0.1 with the PKI's
-// server certificate that accepts every client certificate and answers
-// every command, HELO included, with success. It stops when the spec ends.
+// server certificate that accepts every client certificate and replies
+// with success to every command, HELO included. It stops when the spec ends.
 func startLenientServer(m *pki.Manifest) string {
 	cert, err := m.TLSCertificate(pki.CertServer)
 	Expect(err).NotTo(HaveOccurred())

@@ -123,8 +123,8 @@ func IsMPCLine(text string) bool {
 
 // ParseLine parses the text of one EHLO reply line (without the reply code
 // and separator) that IsMPCLine accepts. It returns the declarations in
-// order and the form the line uses, or an error that says how the line
-// breaks every form.
+// order and the form the line uses, or an error that describes how the
+// line breaks every form.
 func ParseLine(text string) ([]Declaration, Form, error) {
 	if m := grammarLine.FindStringSubmatch(text); m != nil {
 		return declarations(grammarDecl.FindAllStringSubmatch(m[1], -1)), FormGrammar, nil

@@ -32,8 +32,8 @@ const (
 	Warn Verdict = "warn"
 	Info Verdict = "info"
 	// Skip means the clause was not checked: it was not selected, its role
-	// is not the server, or the run lacks something it needs. Reason says
-	// which.
+	// is not the server, or the run lacks something it needs. Reason names
+	// the cause.
 	Skip Verdict = "skip"
 	// Error means the harness could not check the clause, for example
 	// because it could not connect at all.
@@ -119,7 +119,8 @@ type Options struct {
 	LabelFilter   string   `json:"label_filter,omitempty"`
 }
 
-// Outcome is what a spec records for one clause.
+// Outcome is the verdict, reason and evidence that a spec records for
+// one clause.
 type Outcome struct {
 	Verdict Verdict `json:"verdict"`
 	// Reason explains the verdict in one line.
@@ -136,7 +137,7 @@ type Outcome struct {
 
 // Evidence is the record of one probe connection.
 type Evidence struct {
-	// Label says what the connection was for, such as "HELO after the
+	// Label is the purpose of the connection, such as "HELO after the
 	// greeting".
 	Label string `json:"label"`
 	// TLS holds the connection's TLS facts; nil for a plain TCP

@@ -14,8 +14,8 @@ import (
 	"github.com/amtp-toolkit/amtp/conformance/specs"
 )
 
-// pendingReasons say why a server clause with a wire check has no spec
-// yet.
+// pendingReasons maps each server clause that has a wire check but no
+// spec yet to the reason.
 var pendingReasons = map[string]string{
 	"4.4.4-mpc-value-preserved":               needsSink,
 	"4.4.4-header-inserted-on-non-amtp-relay": needsSink,

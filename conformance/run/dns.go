@@ -29,7 +29,7 @@ type zoneServer struct {
 
 // startZoneServer serves the PKI's zone on addr. It points the PTR record
 // of the cn-not-fqdn certificate's address at its single-label CN, so that
-// only a check of the CN form can refuse that certificate.
+// only a check of the CN form can reject that certificate.
 func startZoneServer(ctx context.Context, m *pki.Manifest, addr string) (*zoneServer, error) {
 	text, err := os.ReadFile(m.Path(m.ZoneFile))
 	if err != nil {

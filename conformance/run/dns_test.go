@@ -30,7 +30,7 @@ var _ = Describe("zoneServer", Ordered, func() {
 		DeferCleanup(z.Close)
 	})
 
-	// ptr asks the zone server directly, not through /etc/hosts, for the
+	// ptr queries the zone server directly, not through /etc/hosts, for the
 	// PTR records of addr.
 	ptr := func(addr string) []string {
 		query := new(dns.Msg)

@@ -8,7 +8,7 @@ import (
 	"github.com/amtp-toolkit/amtp/conformance/probe"
 )
 
-// admissionKind is how a server treats a client identity.
+// admissionKind is the outcome of an attempt to open a session.
 type admissionKind int
 
 const (
@@ -20,11 +20,11 @@ const (
 	rejectedTLS
 	// rejected504: EHLO got 504.
 	rejected504
-	// rejectedOther: the server refused the session some other way, such
+	// rejectedOther: the server rejected the session some other way, such
 	// as with another reply code to EHLO or a 554 greeting.
 	rejectedOther
 	// inconclusive: a timeout, a failed TCP connect or a 421 reply, which
-	// say nothing about the identity.
+	// show nothing about the identity.
 	inconclusive
 )
 
@@ -92,7 +92,7 @@ func dnsHint() string {
 }
 
 // rejection is one identity and EHLO argument that a clause requires the
-// server to refuse.
+// server to reject.
 type rejection struct {
 	label string
 	id    Identity
@@ -100,9 +100,9 @@ type rejection struct {
 }
 
 // expectRejected records the verdict of a clause that requires a listener
-// to refuse every case: a failed TLS handshake or 504 to EHLO passes. It
+// to reject every case: a failed TLS handshake or 504 to EHLO passes. It
 // first makes sure that the listener admits its valid client certificate,
-// because a server that refuses everyone proves nothing.
+// because a server that rejects everyone proves nothing.
 func (c *Check) expectRejected(kind listenerKind, cases ...rejection) {
 	target := current().Target
 	if kind == privateListener {
@@ -119,7 +119,7 @@ func (c *Check) expectRejected(kind listenerKind, cases ...rejection) {
 // expectRejectedOn is expectRejected for the listener at target, without
 // the check of its valid client certificate.
 func (c *Check) expectRejectedOn(target string, cases ...rejection) {
-	var refusals []string
+	var rejections []string
 	for _, r := range cases {
 		a := c.admit(r.label, target, r.id, r.ehlo)
 		if a.session != nil {
@@ -129,19 +129,19 @@ func (c *Check) expectRejectedOn(target string, cases ...rejection) {
 		what := fmt.Sprintf("%s with EHLO %s", r.id, r.ehlo)
 		switch a.kind {
 		case rejectedTLS:
-			refusals = append(refusals, fmt.Sprintf("refused %s in the TLS layer: %s", what, a.detail))
+			rejections = append(rejections, fmt.Sprintf("rejected %s in the TLS layer: %s", what, a.detail))
 		case rejected504:
-			refusals = append(refusals, fmt.Sprintf("refused %s: %s", what, a.detail))
+			rejections = append(rejections, fmt.Sprintf("rejected %s: %s", what, a.detail))
 		case admitted:
 			c.Broken("the listener %s accepted %s: EHLO got 250", target, what)
 			return
 		case rejectedOther:
-			c.Broken("the listener %s refused %s, but not with a failed TLS handshake or 504: %s", target, what, a.detail)
+			c.Broken("the listener %s rejected %s, but not with a failed TLS handshake or 504: %s", target, what, a.detail)
 			return
 		default:
 			c.Error("could not tell whether the listener %s accepts %s: %s", target, what, a.detail)
 			return
 		}
 	}
-	c.Pass("the listener %s %s", target, strings.Join(refusals, "; "))
+	c.Pass("the listener %s %s", target, strings.Join(rejections, "; "))
 }

@@ -219,16 +219,6 @@ func (c *Check) addSession(s *Session) {
 	c.sessions = append(c.sessions, s)
 }
 
-// Verdict returns the verdict recorded so far, or "" if none.
-func (c *Check) Verdict() result.Verdict {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.done {
-		return ""
-	}
-	return c.outcome.Verdict
-}
-
 // stepContext returns a context that ends after one step timeout, or
 // earlier when the spec ends.
 func (c *Check) stepContext() (context.Context, context.CancelFunc) {

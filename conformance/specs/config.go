@@ -10,8 +10,9 @@ import (
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 )
 
-// Config is what the specs know about the server under test and the run.
-// The run package sets it with Configure before it calls RunSpecs.
+// Config is the configuration of a run: the server under test, the PKI,
+// the DNS server and the timings. The run package sets it with Configure
+// before it calls RunSpecs.
 type Config struct {
 	// Target is the public listener as host:port.
 	Target string
@@ -103,10 +104,12 @@ func runCtx() context.Context {
 	return runContext
 }
 
-// specBudget is the longest time one spec may take. The longest specs send
-// about a hundred commands. Each step has its own timeout, and a check
-// stops at the first step that times out, so a spec reaches its budget only
-// when a server answers each step just before the timeout.
+// specBudget is the maximum time of one spec. Each step has its own
+// timeout, and a check stops at the first step that times out, so the
+// budget stops a server that replies to each step just before the
+// timeout. NOTE: the recipient limit check sends up to 1000 commands, so a
+// server that takes more than about 200 ms per reply at the default step
+// timeout of 10 s (a budget of 210 s) makes it end with an error.
 func specBudget() time.Duration {
 	return 20*current().StepTimeout + 10*time.Second
 }

@@ -14,10 +14,10 @@ import (
 )
 
 // TestSpecLabelsNameCatalogueClauses builds the spec tree in a Ginkgo dry
-// run, reads the labels of every spec from Ginkgo's JSON report and checks
-// that each spec names exactly one clause ID, that the ID is in the
-// catalogue, and that its section and level labels match the catalogue.
-// This binary has no other Ginkgo specs, so the dry run sees the
+// run and reads the labels of every spec from Ginkgo's JSON report. Each
+// spec must name exactly one clause ID, the ID must be in the catalogue,
+// and the section and level labels must match the catalogue.
+// This binary has no other Ginkgo specs, so the dry run finds the
 // conformance specs alone.
 func TestSpecLabelsNameCatalogueClauses(t *testing.T) {
 	reportPath := filepath.Join(t.TempDir(), "report.json")

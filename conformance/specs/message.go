@@ -83,7 +83,7 @@ func (t transaction) String() string {
 	return fmt.Sprintf("%s got %s", t.stage, summarize(t.reply))
 }
 
-// rejectedAt reports whether the server refused the transaction with a
+// rejectedAt reports whether the server rejected the transaction with a
 // 4yz or 5yz reply, and not because the connection failed.
 func (t transaction) rejected() bool {
 	return t.reply.Code >= 400
@@ -230,7 +230,7 @@ type unwanted struct {
 // accepted with 250 that never reaches the Maildir tree. Without a
 // Maildir, an accepted message makes the check skip.
 func (c *Check) expectNotDelivered(messages ...unwanted) {
-	var refusals, acceptedLabels, acceptedTokens []string
+	var rejections, acceptedLabels, acceptedTokens []string
 	for _, m := range messages {
 		s := c.open(m.label)
 		if s == nil {
@@ -247,7 +247,7 @@ func (c *Check) expectNotDelivered(messages ...unwanted) {
 			c.Error("%s: no reply to %s: %s", m.label, tx.stage, describe(err))
 			return
 		case tx.rejected():
-			refusals = append(refusals, fmt.Sprintf("%s: %s", m.label, tx))
+			rejections = append(rejections, fmt.Sprintf("%s: %s", m.label, tx))
 		default:
 			acceptedLabels = append(acceptedLabels, fmt.Sprintf("%s (%s)", m.label, tx))
 			acceptedTokens = append(acceptedTokens, m.token)
@@ -255,11 +255,11 @@ func (c *Check) expectNotDelivered(messages ...unwanted) {
 	}
 
 	if len(acceptedTokens) == 0 {
-		c.Pass("the server refused every message: %s", strings.Join(refusals, "; "))
+		c.Pass("the server rejected every message: %s", strings.Join(rejections, "; "))
 		return
 	}
 	if current().Maildir == nil {
-		c.Skip("the server did not refuse %s; whether it delivers them needs --maildir", strings.Join(acceptedLabels, ", "))
+		c.Skip("the server did not reject %s; whether it delivers them needs --maildir", strings.Join(acceptedLabels, ", "))
 		return
 	}
 	delivered, ok := c.deliveredAfterAll(acceptedTokens)
@@ -270,5 +270,5 @@ func (c *Check) expectNotDelivered(messages ...unwanted) {
 		c.Broken("the server accepted and delivered %s", strings.Join(acceptedLabels, ", "))
 		return
 	}
-	c.Pass("no copy reached the Maildir; refused: %s; accepted but not delivered: %s", listOrNone(refusals), strings.Join(acceptedLabels, ", "))
+	c.Pass("no copy reached the Maildir; rejected: %s; accepted but not delivered: %s", listOrNone(rejections), strings.Join(acceptedLabels, ", "))
 }

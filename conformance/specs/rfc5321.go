@@ -11,6 +11,7 @@ import (
 
 	"github.com/amtp-toolkit/amtp/conformance/maildir"
 	"github.com/amtp-toolkit/amtp/conformance/probe"
+	"github.com/amtp-toolkit/amtp/conformance/result"
 )
 
 // rfc5321Specs checks the RFC 5321 server behaviour that AMTP inherits
@@ -221,22 +222,22 @@ func replyOrError(reply probe.Reply, err error) string {
 	return summarize(reply)
 }
 
-// resetVerdict forgets a pass so that a check made of two parts can record
-// the verdict of the second part. Only a pass is forgotten.
+// resetVerdict clears a pass so that a check made of two parts can record
+// the verdict of the second part. Other verdicts stay.
 func (c *Check) resetVerdict() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done && c.outcome.Verdict == "pass" {
+	if c.done && c.outcome.Verdict == result.Pass {
 		c.outcome.Observations = append(c.outcome.Observations, "first part: "+c.outcome.Reason)
 		c.done = false
 	}
 }
 
 // checkCRLFOnly sends "NOOP\nNOOP\r\n" in one write. A bare LF must not
-// end a command line, so exactly one reply may arrive. Without --strict,
-// a server that rejects the part before the bare LF with a 5yz reply and
-// then answers the rest also passes: it executed nothing that ended in a
-// bare LF, and it uses the LF only to find where to read on.
+// end a command line, so exactly one reply may arrive. Without --strict, a
+// server also passes when it rejects the part before the bare LF with a
+// 4yz or 5yz reply and then replies to the rest. Such a server executes
+// nothing that ended in a bare LF and uses the LF only to read on.
 func checkCRLFOnly(c *Check) {
 	s := c.open(`"NOOP\nNOOP\r\n" in one write`)
 	if s == nil {
@@ -386,7 +387,7 @@ func checkEndOfData(c *Check) {
 }
 
 // checkBareLFLines sends a message whose lines end in bare LF, closed by
-// CRLF.CRLF; the server must refuse it with a 5yz reply.
+// CRLF.CRLF; the server must reject it with a 5yz reply.
 func checkBareLFLines(c *Check) {
 	s := c.openData("lines that end in a bare LF")
 	if s == nil {
@@ -610,7 +611,7 @@ func checkCommandsBeforeEHLO(c *Check) {
 		c.Error("precondition failed: no 220 greeting: %s", replyOrError(greeting, err))
 		return
 	}
-	var refused, steps []string
+	var rejected, steps []string
 	for _, line := range []string{"NOOP", "RSET", "VRFY " + current().Recipient} {
 		reply, err := s.Cmd(line)
 		if err != nil {
@@ -619,11 +620,11 @@ func checkCommandsBeforeEHLO(c *Check) {
 		}
 		steps = append(steps, fmt.Sprintf("%s got %d", verbOf(line), reply.Code))
 		if reply.Code == 503 {
-			refused = append(refused, verbOf(line))
+			rejected = append(rejected, verbOf(line))
 		}
 	}
-	if len(refused) > 0 {
-		c.Broken("before EHLO, %s got 503 (%s)", strings.Join(refused, " and "), strings.Join(steps, ", "))
+	if len(rejected) > 0 {
+		c.Broken("before EHLO, %s got 503 (%s)", strings.Join(rejected, " and "), strings.Join(steps, ", "))
 		return
 	}
 	c.Pass("before EHLO, %s", strings.Join(steps, ", "))
@@ -916,6 +917,7 @@ func (c *Check) expectBodyDelivered(label string, body []string) bool {
 	if s == nil {
 		return false
 	}
+
 	m := c.newMessage()
 	m.body = body
 	tx, err := s.send("per/individual", m.data())
@@ -927,11 +929,13 @@ func (c *Check) expectBodyDelivered(label string, body []string) bool {
 		c.Broken("%s: %s", label, tx)
 		return false
 	}
+
 	copies, err := c.waitDelivered(m.token)
 	if err != nil {
 		c.Error("%s was accepted but not delivered; check --maildir: %v", label, err)
 		return false
 	}
+
 	want := strings.Join(body, "\n") + "\n"
 	for _, delivered := range copies {
 		got := normalizeLineEndings(maildir.Body(delivered.Data))
@@ -1014,8 +1018,8 @@ func checkHundredRecipients(c *Check) {
 // sends before it gives up looking for a limit.
 const maxRecipientProbe = 1000
 
-// checkRecipientLimit sends RCPT commands until one is refused; the
-// first refusal must be 452.
+// checkRecipientLimit sends RCPT commands until one is rejected; the
+// first rejection must be 452.
 func checkRecipientLimit(c *Check) {
 	s := c.open("recipients past the limit")
 	if s == nil {
@@ -1040,7 +1044,7 @@ func checkRecipientLimit(c *Check) {
 		case i <= 100:
 			c.Broken("RCPT number %d got %s, within the 100 recipients that RFC 5321 section 4.5.3.1.8 requires", i, summarize(reply))
 		default:
-			c.Broken("RCPT number %d, the first refused, got %s, not 452; a server with a site-policy limit may use 5yz, which the suite cannot tell apart", i, summarize(reply))
+			c.Broken("RCPT number %d, the first rejected, got %s, not 452; a server with a site-policy limit may use 5yz, which the suite cannot tell apart", i, summarize(reply))
 		}
 		return
 	}

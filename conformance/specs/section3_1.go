@@ -47,7 +47,7 @@ func section3_1() {
 			a := c.admit("no client certificate", current().Target, anonymous, client.CN)
 			switch a.kind {
 			case rejectedTLS:
-				c.Pass("the server refused a client without a certificate in the TLS layer: %s", a.detail)
+				c.Pass("the server rejected a client without a certificate in the TLS layer: %s", a.detail)
 				return
 			case inconclusive:
 				c.Error("could not tell whether the server accepts a client without a certificate: %s", a.detail)
@@ -75,8 +75,8 @@ func section3_1() {
 
 // serverCertificateVerifies opens a TLS connection to target as the client
 // certName and reports whether the server chain verifies against roots for
-// the configured server name. err is set, and detail says why, when the
-// connection failed for another reason.
+// the configured server name. err is set, and detail gives the cause,
+// when the connection failed for another reason.
 func (c *Check) serverCertificateVerifies(label, target, certName string, roots *x509.CertPool) (ok bool, detail string, err error) {
 	id, err := identity(certName)
 	if err != nil {

@@ -67,9 +67,9 @@ func section4_2() {
 				return
 			}
 			if current().DNS == nil {
-				c.Observe("the external DNS server decides the PTR record of %s; with the PKI zone it names %s, so a server that checks only the PTR match also refuses this certificate", id.Source, id.PTR)
+				c.Observe("the external DNS server decides the PTR record of %s; with the PKI zone it names %s, so a server that checks only the PTR match also rejects this certificate", id.Source, id.PTR)
 			} else {
-				c.Observe("the suite's DNS server names %s %s., the certificate CN, so that only the check of the CN form can refuse it", id.Source, id.CN)
+				c.Observe("the suite's DNS server names %s %s., the certificate CN, so that only the check of the CN form can reject it", id.Source, id.CN)
 			}
 			c.expectRejected(publicListener, rejection{label: "single-label CN", id: id, ehlo: id.CN})
 		})
@@ -128,7 +128,7 @@ func section4_2() {
 	})
 }
 
-// expectIdentityRejected checks that the public listener refuses the PKI
+// expectIdentityRejected checks that the public listener rejects the PKI
 // certificate certName with EHLO set to its CN.
 func expectIdentityRejected(c *Check, certName, label string) {
 	id, err := identity(certName)
@@ -219,7 +219,7 @@ func checkTLSRequired(c *Check) {
 
 // checkIPv6PTR connects from ::1 twice, first with a PTR record equal to
 // the certificate CN, which must be admitted, then with one that names
-// another host, which must be refused.
+// another host, which must be rejected.
 func checkIPv6PTR(c *Check) {
 	cfg := current()
 	switch {
@@ -257,7 +257,7 @@ func checkIPv6PTR(c *Check) {
 		c.Error("could not tell whether the server accepts %s over IPv6: %s", id, a.detail)
 		return
 	default:
-		c.Broken("the server refused %s over IPv6 although the ip6.arpa PTR record of ::1 names %s: %s; a server that resolves ::1 from /etc/hosts sees another name", id, id.CN, a.detail)
+		c.Broken("the server rejected %s over IPv6 although the ip6.arpa PTR record of ::1 names %s: %s; a server that resolves ::1 from /etc/hosts sees another name", id, id.CN, a.detail)
 		return
 	}
 

@@ -5,7 +5,8 @@ import (
 )
 
 // section4_4_1 checks draft section 4.4.1, Hello Command (HELO): AMTP
-// does not support HELO, and a server answers it with 504.
+// does not support HELO, and a server replies
+// 504 to it.
 func section4_4_1() {
 	Describe("4.4.1 Hello Command (HELO)", func() {
 		clause("4.4.1-helo-rejected", nil, func(c *Check) {

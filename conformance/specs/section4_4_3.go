@@ -45,9 +45,9 @@ func section4_4_3() {
 				return
 			}
 
-			// Even after a refused MAIL, no message may be accepted in the
+			// Even after a rejected MAIL, no message may be accepted in the
 			// transaction that follows.
-			after, err := s.sendAfterRefusedMail(c.newMessage().data())
+			after, err := s.sendAfterRejectedMail(c.newMessage().data())
 			if err != nil {
 				c.Error("%s: %s", after.stage, describe(err))
 				return
@@ -56,7 +56,7 @@ func section4_4_3() {
 				c.Broken("MAIL without MPC got %s, but RCPT, DATA and the message after it were accepted: %s", summarize(tx.reply), after)
 				return
 			}
-			c.Observe("after the refused MAIL, %s", after)
+			c.Observe("after the rejected MAIL, %s", after)
 			c.judgeMPCRejection("MAIL without an MPC parameter", tx.reply)
 		})
 
@@ -150,9 +150,9 @@ func (c *Check) judgeMPCRejection(what string, reply probe.Reply) {
 	}
 }
 
-// sendAfterRefusedMail sends RCPT, DATA and data after a refused MAIL and
-// reports whether a message got accepted. It stops at the first refusal.
-func (s *Session) sendAfterRefusedMail(data []byte) (transaction, error) {
+// sendAfterRejectedMail sends RCPT, DATA and data after a rejected MAIL and
+// reports whether a message got accepted. It stops at the first rejection.
+func (s *Session) sendAfterRejectedMail(data []byte) (transaction, error) {
 	reply, err := s.Cmd("RCPT TO:<" + current().Recipient + ">")
 	if err != nil {
 		return transaction{stage: "RCPT"}, err
@@ -190,7 +190,7 @@ func resultCodeAllowed(stage string, code int) bool {
 	return false
 }
 
-// decision is the server's answer to one MPC value: the reply to MAIL if
+// decision is the server's decision on one MPC value: the reply to MAIL if
 // it was not 250, or else the reply to RCPT.
 type decision struct {
 	value string

@@ -12,7 +12,7 @@ import (
 
 // section4_4_4 checks draft section 4.4.4, MPC Value Propagation, for
 // local delivery: the server adds one MPC header field with the value of
-// the MAIL command, unchanged, and refuses a message that already has one.
+// the MAIL command, unchanged, and rejects a message that already has one.
 // The relay clauses of the section need an AMTP sink and have no spec yet.
 func section4_4_4() {
 	Describe("4.4.4 MPC Value Propagation", func() {
@@ -69,7 +69,7 @@ func (c *Check) unwantedMessage(label string, headers ...string) unwanted {
 
 // deliverOne sends one message with mpcValue in a new session and waits
 // for it in the Maildir tree. It records an error and returns ok false
-// when the server refuses the message or does not deliver it.
+// when the server rejects the message or does not deliver it.
 func (c *Check) deliverOne(mpcValue string) ([]maildir.Message, bool) {
 	s := c.open("message with MPC=" + mpcValue)
 	if s == nil {
@@ -129,7 +129,7 @@ func checkNoRewrite(c *Check) {
 
 	values := append(mpcsyntax.DefinedValues(), "Ngo/Customer")
 	tokens := map[string]string{}
-	var order, refused []string
+	var order, rejected []string
 	reconnects := 0
 	for i := 0; i < len(values); i++ {
 		value := values[i]
@@ -148,7 +148,7 @@ func checkNoRewrite(c *Check) {
 			return
 		}
 		if !tx.accepted {
-			refused = append(refused, fmt.Sprintf("%s (%s)", value, tx))
+			rejected = append(rejected, fmt.Sprintf("%s (%s)", value, tx))
 			if tx.stage != "MAIL" {
 				if err := s.reset(); err != nil {
 					c.Error("%s", describe(err))
@@ -160,8 +160,8 @@ func checkNoRewrite(c *Check) {
 		tokens[value] = m.token
 		order = append(order, value)
 	}
-	if len(refused) > 0 {
-		c.Observe("refused by the server's policy, so not checked: %s", strings.Join(refused, ", "))
+	if len(rejected) > 0 {
+		c.Observe("rejected by the server's policy, so not checked: %s", strings.Join(rejected, ", "))
 	}
 	if len(order) == 0 {
 		c.Error("the server accepted no message, so no delivered value can be compared")

@@ -37,7 +37,7 @@ func section4_5() {
 			case tx.accepted:
 				c.Pass("MAIL, RCPT for %s and the end of data each got 250 for MPC=mpc/individual", current().Recipient)
 			default:
-				c.Broken("the server refused MPC=mpc/individual for %s: %s", current().Recipient, tx)
+				c.Broken("the server rejected MPC=mpc/individual for %s: %s", current().Recipient, tx)
 			}
 		})
 
@@ -79,7 +79,7 @@ func section4_5() {
 	})
 }
 
-// describeDenials says whether the declarations deny any defined value
+// describeDenials describes whether the declarations deny any defined value
 // other than mpc/individual.
 func describeDenials(decls []mpcsyntax.Declaration) string {
 	var denied []string

@@ -65,7 +65,7 @@ func section7() {
 			case mail.Code == 530:
 				c.Pass("the private listener advertises AUTH, and MAIL without authentication got %s", summarize(mail))
 			default:
-				c.Pass("the private listener advertises AUTH, and MAIL without authentication got %s (530 expected, but any refusal keeps the clause)", summarize(mail))
+				c.Pass("the private listener advertises AUTH, and MAIL without authentication got %s (530 expected, but any rejection keeps the clause)", summarize(mail))
 			}
 		})
 
@@ -100,7 +100,7 @@ func section7() {
 			case inconclusive:
 				c.Error("could not tell whether the private listener admits %s: %s", id, a.detail)
 			default:
-				c.Info("the private listener refused %s, whose source address has no PTR record: %s", id, a.detail)
+				c.Info("the private listener rejected %s, whose source address has no PTR record: %s", id, a.detail)
 			}
 		})
 	})
@@ -108,7 +108,7 @@ func section7() {
 
 // checkSubjectMatchesUser presents a private-CA certificate with a CN of
 // its own, then authenticates as the PKI's user, whose name is another CN.
-// The server should refuse the authentication or the MAIL after it.
+// The server should reject the authentication or the MAIL after it.
 func checkSubjectMatchesUser(c *Check) {
 	if !c.requirePrivateBaseline() {
 		return
@@ -138,7 +138,7 @@ func checkSubjectMatchesUser(c *Check) {
 		c.Error("could not open a session as %s: %s", id, a.detail)
 		return
 	default:
-		c.Skip("the private listener refused %s before AUTH (%s), so the user name check cannot be reached", id, a.detail)
+		c.Skip("the private listener rejected %s before AUTH (%s), so the user name check cannot be reached", id, a.detail)
 		return
 	}
 
@@ -162,5 +162,5 @@ func checkSubjectMatchesUser(c *Check) {
 		c.Broken("the private listener accepted AUTH as %s and then MAIL from a client whose certificate CN is %s", user.Name, cn)
 		return
 	}
-	c.Pass("AUTH as %s with the certificate CN %s got 235, but MAIL was refused: %s", user.Name, cn, summarize(mail))
+	c.Pass("AUTH as %s with the certificate CN %s got 235, but MAIL was rejected: %s", user.Name, cn, summarize(mail))
 }

@@ -2,11 +2,9 @@ package specs
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 
@@ -111,11 +109,6 @@ func (s *Session) TLS() probe.TLSFacts {
 		return s.facts
 	}
 	return s.conn.TLS()
-}
-
-// LocalAddr returns the address the session connects from.
-func (s *Session) LocalAddr() netip.AddrPort {
-	return s.conn.LocalAddr()
 }
 
 // Note adds a meta event to the transcript, to mark a step of the check.
@@ -254,13 +247,4 @@ func summarize(r probe.Reply) string {
 // connection, with or without a TLS alert, rather than a timeout.
 func closedOrAlert(err error) bool {
 	return errors.Is(err, probe.ErrClosed)
-}
-
-// tlsCertificate returns cert as a *tls.Certificate, or nil for the zero
-// value.
-func tlsCertificate(cert tls.Certificate) *tls.Certificate {
-	if len(cert.Certificate) == 0 {
-		return nil
-	}
-	return &cert
 }

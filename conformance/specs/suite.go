@@ -25,9 +25,9 @@ func Register() {
 	})
 }
 
-// tree declares every spec. The container is Ordered, so that Ginkgo runs
-// the specs in the order of declaration, which is the catalogue's order;
-// otherwise Ginkgo sorts them by file name. ContinueOnFailure keeps a
+// tree declares every spec. The container is Ordered, so Ginkgo runs the
+// specs in the order of declaration, which is the catalogue's order.
+// Without it, Ginkgo sorts them by file name. ContinueOnFailure keeps a
 // failed clause from skipping the specs after it.
 func tree() {
 	ReportAfterEach(recordUnfinished)
