@@ -163,7 +163,7 @@ func conformStatus(r *result.Result, writeErr error) int {
 // warned clauses with their reasons, and the JSON path.
 func printSummary(w io.Writer, r *result.Result, jsonPath string, writeErr error) {
 	env := r.Environment
-	fmt.Fprintf(w, "\nAMTP conformance of %s (%s), %.1fs, suite %s\n", env.Target, env.Draft, env.DurationSeconds, env.SuiteVersion)
+	fmt.Fprintf(w, "\nAMTP conformance of %s (%s), %.2fs, suite %s\n", env.Target, env.Draft, env.DurationSeconds, env.SuiteVersion)
 	if env.Baseline != nil && !env.Baseline.OK {
 		fmt.Fprintf(w, "baseline session failed: %s\n", env.Baseline.Reason)
 	}

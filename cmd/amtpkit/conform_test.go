@@ -65,15 +65,16 @@ func freeUDPAndTCPAddr() string {
 
 // conformAmtpd is an amtpd process configured for a conformance run.
 type conformAmtpd struct {
-	public, private, maildir string
+	public, public6, private, maildir string
 }
 
 var conformListenerLine = regexp.MustCompile(`amtpd: (public|private) listener on (\S+)`)
 
 // startConformAmtpd starts amtpd with public and private listeners, the
 // PKI's certificates, the suite's DNS address as its resolver, an MPC
-// policy that denies */optout and a Maildir in the stage folder.
-func (st *conformStage) startConformAmtpd(amtpdPath string) *conformAmtpd {
+// policy that denies */optout and a Maildir in the stage folder. With
+// ipv6 set, it adds a public listener on ::1.
+func (st *conformStage) startConformAmtpd(amtpdPath string, ipv6 bool) *conformAmtpd {
 	m := st.manifest
 	server, err := m.Cert(pki.CertServer)
 	Expect(err).NotTo(HaveOccurred())
@@ -88,6 +89,12 @@ func (st *conformStage) startConformAmtpd(amtpdPath string) *conformAmtpd {
 	}
 	maildir := filepath.Join(st.dir, "maildir")
 	Expect(os.MkdirAll(maildir, 0o755)).To(Succeed())
+	publicListen := `"127.0.0.1:0"`
+	listeners := 2
+	if ipv6 {
+		publicListen += `, "[::1]:0"`
+		listeners++
+	}
 
 	config := fmt.Sprintf(`hostname = %q
 [tls]
@@ -97,7 +104,7 @@ key = %q
 server = %q
 timeout = "2s"
 [public]
-listen = ["127.0.0.1:0"]
+listen = [%s]
 client_ca = [%q]
 [private]
 listen = ["127.0.0.1:0"]
@@ -114,7 +121,7 @@ maildir = %q
 dir = %q
 [log]
 level = "info"
-`, server.CN, m.Path(server.Cert), m.Path(server.Key), st.dnsListen, caPath(pki.PublicCA),
+`, server.CN, m.Path(server.Cert), m.Path(server.Key), st.dnsListen, publicListen, caPath(pki.PublicCA),
 		caPath(pki.PrivateCA), m.Path(m.UsersFile), m.Domain, maildir, filepath.Join(st.dir, "spool"))
 	configPath := filepath.Join(st.dir, "amtpd.toml")
 	Expect(os.WriteFile(configPath, []byte(config), 0o644)).To(Succeed())
@@ -127,13 +134,16 @@ level = "info"
 	})
 	Eventually(func() int {
 		return len(conformListenerLine.FindAllString(string(session.Out.Contents()), -1))
-	}, 10*time.Second).Should(Equal(2), "amtpd did not start; its log:\n%s", session.Err.Contents())
+	}, 10*time.Second).Should(Equal(listeners), "amtpd did not start; its log:\n%s", session.Err.Contents())
 
 	a := &conformAmtpd{maildir: maildir}
 	for _, match := range conformListenerLine.FindAllStringSubmatch(string(session.Out.Contents()), -1) {
-		if match[1] == "private" {
+		switch {
+		case match[1] == "private":
 			a.private = match[2]
-		} else {
+		case strings.HasPrefix(match[2], "["):
+			a.public6 = match[2]
+		default:
 			a.public = match[2]
 		}
 	}
@@ -208,7 +218,7 @@ var _ = Describe("conform", Ordered, func() {
 
 		BeforeAll(func() {
 			st = newConformStage()
-			srv = st.startConformAmtpd(amtpdPath)
+			srv = st.startConformAmtpd(amtpdPath, false)
 		})
 
 		It("passes every server clause that applies", func() {
@@ -302,6 +312,31 @@ var _ = Describe("conform", Ordered, func() {
 			Expect(without.Reason).To(ContainSubstring("--strict"))
 			Expect(run.stdout).To(ContainSubstring("4.4.3-duplicate-mpc-rejected [MUST]: --strict"))
 		})
+	})
+
+	It("checks the PTR records of ::1", func() {
+		hosts, err := os.ReadFile("/etc/hosts")
+		Expect(err).NotTo(HaveOccurred())
+		for _, line := range strings.Split(string(hosts), "\n") {
+			if fields := strings.Fields(line); len(fields) > 1 && fields[0] == "::1" {
+				Skip("/etc/hosts names ::1, so amtpd's Go resolver reads its PTR from that file instead of DNS")
+			}
+		}
+		probe, err := net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			Skip("no IPv6 loopback: " + err.Error())
+		}
+		probe.Close()
+
+		st := newConformStage()
+		srv := st.startConformAmtpd(amtpdPath, true)
+		run, r := st.runConformAgainst(amtpkitPath, srv.public, "--target6", srv.public6, "--timeout", "3s",
+			"--focus", "4.2-ipv6-equivalent-tests")
+		Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+		ipv6, _ := r.Clause("4.2-ipv6-equivalent-tests")
+		Expect(ipv6.Verdict).To(Equal(result.Pass), ipv6.Reason)
+		Expect(ipv6.Observations).To(ContainElement(ContainSubstring("EHLO got 250")))
+		Expect(ipv6.Transcript).To(HaveLen(2))
 	})
 
 	It("fails 4.4.1-helo-rejected against a server that accepts HELO", func() {

@@ -253,6 +253,7 @@ func checkIPv6PTR(c *Check) {
 	}
 	switch a.kind {
 	case admitted:
+		c.Observe("with the PTR record of ::1 naming %s, the server admitted %s: EHLO got 250", id.CN, id)
 	case inconclusive:
 		c.Error("could not tell whether the server accepts %s over IPv6: %s", id, a.detail)
 		return
