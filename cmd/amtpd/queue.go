@@ -272,7 +272,7 @@ func applyOffline(dir, cmd string) (string, error) {
 			}
 			n++
 		}
-		return fmt.Sprintf("OK %d messages will be retried when amtpd starts", n), nil
+		return fmt.Sprintf("OK %d message(s) will be retried when amtpd starts", n), nil
 	case "RETRY":
 		if _, ok := spool.Get(fields[1]); !ok {
 			return "ERR message " + fields[1] + " is not in the queue", nil

@@ -147,7 +147,7 @@ var _ = Describe("amtpd queue", Ordered, func() {
 	It("retries the whole queue", func() {
 		retry := runQueueCommand("retry", "--all", "--config", srv.config)
 		Expect(retry.ExitCode()).To(Equal(0))
-		Expect(string(retry.Out.Contents())).To(Equal("retrying 2 messages\n"))
+		Expect(string(retry.Out.Contents())).To(Equal("retrying 2 message(s)\n"))
 
 		Eventually(srv.log).Should(MatchRegexp(`msg="retry of the whole queue requested by the operator" .*messages=2`))
 		Eventually(srv.log, 10*time.Second).Should(MatchRegexp(`msg=deferred .*id=%s attempts=3 `, first))
@@ -202,7 +202,7 @@ var _ = Describe("amtpd queue", Ordered, func() {
 
 		retryAll := runQueueCommand("retry", "--all", "--config", srv.config)
 		Expect(retryAll.ExitCode()).To(Equal(0), "stderr: %s", retryAll.Err.Contents())
-		Expect(string(retryAll.Out.Contents())).To(Equal("1 messages will be retried when amtpd starts\n"))
+		Expect(string(retryAll.Out.Contents())).To(Equal("1 message(s) will be retried when amtpd starts\n"))
 
 		// Without the socket file, as after a clean stop.
 		Expect(os.Remove(socket)).To(Succeed())

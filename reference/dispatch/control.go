@@ -82,7 +82,7 @@ func (d *Dispatcher) controlCommand(fields []string) string {
 	case fields[0] == "RETRY-ALL" && len(fields) == 1:
 		n := d.RetryAll()
 		d.log.Info("retry of the whole queue requested by the operator", "messages", n)
-		return fmt.Sprintf("OK retrying %d messages", n)
+		return fmt.Sprintf("OK retrying %d message(s)", n)
 	case fields[0] == "DELETE" && len(fields) == 2:
 		if err := d.Delete(fields[1]); err != nil {
 			return "ERR " + err.Error()

@@ -94,10 +94,8 @@ func (r *Router) Lookup(domain string, origin Origin) (Route, error) {
 	if r.local[d] {
 		return Route{Domain: d, Kind: Local}, nil
 	}
-	// NOTE: a gateway route also carries mail that arrived over a public
-	// network connection. Section 1.2 calls every connection without a
-	// private-CA client certificate public, so a strict reading of section
-	// 5.1 forbids this relay.
+	// A gateway route also carries mail that arrived over a public network
+	// connection; docs/interpretations.md explains why (item 8).
 	if rt, ok := r.routes[d]; ok {
 		return rt, nil
 	}
