@@ -59,9 +59,6 @@ const defaultResultFile = "amtp-conformance.json"
 // Exit statuses of "conform" beyond those of runMain.
 const conformHarnessError = 3
 
-// conformExit ends the process with a status that runMain cannot return.
-// Tests replace it.
-var conformExit = os.Exit
 
 // stringList is a flag that may be repeated; each value may also hold a
 // comma-separated list.
@@ -128,9 +125,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	case errors.Is(err, run.ErrInvalidOptions):
 		return usageErrorf("%v", err)
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "amtpkit conform: %v\n", err)
-		conformExit(conformHarnessError)
-		return err
+		return &exitError{status: conformHarnessError, err: err}
 	}
 
 	writeErr := r.Write(*jsonPath)
@@ -142,8 +137,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	case 1:
 		return fmt.Errorf("%d MUST-class clauses failed", len(r.MustFailures()))
 	default:
-		conformExit(status)
-		return nil
+		return &exitError{status: status, err: fmt.Errorf("the harness could not run %d clauses", len(r.HarnessErrors()))}
 	}
 }
 

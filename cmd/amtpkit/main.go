@@ -55,7 +55,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	err := cmd.run(ctx, args[1:], stdout)
+	var exitErr *exitError
 	switch {
+	case errors.As(err, &exitErr):
+		fmt.Fprintf(stderr, "amtpkit %s: %v\n", args[0], exitErr.err)
+		return exitErr.status
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
@@ -83,6 +87,16 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
 	}
 }
+
+// exitError ends a command with a specific exit status.
+type exitError struct {
+	status int
+	err    error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func (e *exitError) Unwrap() error { return e.err }
 
 // usageErrorf returns an error wrapping errUsage with a formatted message.
 func usageErrorf(format string, args ...any) error {
