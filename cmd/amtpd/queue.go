@@ -191,11 +191,12 @@ func queueShow(dir, id string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "MPC:          %s\n", env.MPC)
 	fmt.Fprintf(w, "Received:     %s from %s (CN %s, private=%t)\n", env.ReceivedAt.Format(time.RFC3339), env.ClientAddr, env.ClientCN, env.Private)
 	fmt.Fprintf(w, "Attempts:     %d, next %s\n", env.Attempts, env.NextAttempt.Format(time.RFC3339))
-	fmt.Fprintf(w, "Bounce:       %t (bounce sent: %t)\n", env.Bounce, env.BounceSent)
+	fmt.Fprintf(w, "Is a bounce:  %t\n", env.Bounce)
+	fmt.Fprintf(w, "Bounce sent:  %t (a bounce for its failed recipients is queued)\n", env.BounceSent)
 	fmt.Fprintf(w, "Size:         %d octets\n", len(msg))
 	fmt.Fprintln(w, "Recipients:")
 	for _, r := range env.Recipients {
-		fmt.Fprintf(w, "  <%s> %s, %d attempts", r.Address, r.State, r.Attempts)
+		fmt.Fprintf(w, "  <%s> %s, attempts: %d", r.Address, r.State, r.Attempts)
 		if r.LastError != "" {
 			fmt.Fprintf(w, ", last: %d %s", r.LastCode, oneLine(r.LastError, 200))
 		}

@@ -121,6 +121,8 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	opts.Color = isTerminal(os.Stderr)
 
 	r, err := run.Run(ctx, opts)
+	// Ginkgo's progress line on stderr ends without a newline.
+	fmt.Fprintln(os.Stderr)
 	switch {
 	case errors.Is(err, run.ErrInvalidOptions):
 		return usageErrorf("%v", err)

@@ -135,6 +135,9 @@ var _ = Describe("Transcript", func() {
 					return
 				}
 			}
+			// Stay open after the flood, so a fast flood still leaves
+			// the connection open at the deadline.
+			io.Copy(io.Discard, conn)
 		})
 		opts := plainOptions(server.addr, 500*time.Millisecond)
 		opts.MaxTranscriptSize = 16 << 10

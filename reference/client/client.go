@@ -294,7 +294,7 @@ func (c *Conn) ehlo(ctx context.Context, name string) error {
 	case reply.Code == 504:
 		// Section 4.4.2: 504 means the EHLO argument or the certificate
 		// did not pass the server's identity checks.
-		return c.fail(c.replyError("EHLO", reply, fmt.Errorf("the server rejected the client identity %q; check that the certificate CN equals the PTR name of the source address and that the server trusts its CA", name)))
+		return c.fail(c.replyError("EHLO", reply, fmt.Errorf("the server rejected the client identity %q; check that the certificate is within its validity dates, that its CN equals the PTR name of the source address, and that the server trusts its CA", name)))
 	case reply.Code != 250:
 		return c.fail(c.replyError("EHLO", reply, nil))
 	}
