@@ -1,0 +1,309 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+
+	"github.com/amtp-toolkit/amtp/conformance/catalogue"
+	"github.com/amtp-toolkit/amtp/conformance/result"
+	"github.com/amtp-toolkit/amtp/conformance/specs"
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// These tests show that each server-role clause with a spec can fail: the
+// breakable server keeps every clause, and each fault switch breaks the
+// clauses of one behaviour and no other.
+
+// breakableMPCLine is the MPC line of the breakable server's EHLO reply,
+// the policy that its MAIL command applies.
+const breakableMPCLine = "MPC DENY=*/optout"
+
+// notSelected is the reason of a clause that --focus left out.
+const notSelected = "not selected by --focus, --skip or --label-filter"
+
+// verdicts maps clause IDs to verdicts.
+type verdicts map[string]result.Verdict
+
+// focusOf returns the --focus values that select the sections of the
+// clauses in ids, in catalogue order.
+func focusOf(ids []string) []string {
+	var sections []string
+	for _, id := range ids {
+		c, ok := catalogue.ByID(id)
+		Expect(ok).To(BeTrue(), "clause %s is not in the catalogue", id)
+		section := specs.SectionLabelValue(c.Source, c.Section)
+		if !slices.Contains(sections, section) {
+			sections = append(sections, section)
+		}
+	}
+	return sections
+}
+
+// expectedStatus returns the exit status of "amtpkit conform" for a run
+// whose verdicts are want: 1 when a clause fails, 0 otherwise.
+func expectedStatus(want []result.Verdict) int {
+	if slices.Contains(want, result.Fail) {
+		return 1
+	}
+	return 0
+}
+
+var _ = Describe("conform against the breakable server", Ordered, func() {
+	var (
+		amtpkitPath string
+		manifest    *pki.Manifest
+		ipv6        bool
+		// baseline is the result of the run without a fault.
+		baseline *result.Result
+	)
+
+	BeforeAll(func() {
+		var err error
+		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+
+		manifest, err = pki.Init(pki.Options{Dir: filepath.Join(GinkgoT().TempDir(), "pki")})
+		Expect(err).NotTo(HaveOccurred())
+
+		if probe, err := net.Listen("tcp", "[::1]:0"); err == nil {
+			probe.Close()
+			ipv6 = true
+		}
+	})
+
+	// runAgainst starts a breakable server with faults and runs "amtpkit
+	// conform" against all its listeners, restricted to focus.
+	runAgainst := func(faults []fault, focus []string) (conformRun, *result.Result) {
+		st := &conformStage{dir: GinkgoT().TempDir(), manifest: manifest, dnsListen: freeUDPAndTCPAddr()}
+		maildir := filepath.Join(st.dir, "maildir")
+		Expect(os.MkdirAll(maildir, 0o755)).To(Succeed())
+
+		srv, err := startBreakableServer(breakableConfig{
+			manifest: manifest,
+			dnsAddr:  st.dnsListen,
+			maildir:  maildir,
+			mpcLine:  breakableMPCLine,
+			ipv6:     ipv6,
+			faults:   faults,
+			logf:     func(format string, args ...any) { fmt.Fprintf(GinkgoWriter, format+"\n", args...) },
+		})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(srv.Close)
+
+		args := []string{"--private-target", srv.private, "--maildir", maildir, "--timeout", "2s"}
+		if srv.public6 != "" {
+			args = append(args, "--target6", srv.public6)
+		}
+		for _, value := range focus {
+			args = append(args, "--focus", value)
+		}
+		return st.runConformAgainst(amtpkitPath, srv.public, args...)
+	}
+
+	It("passes every server clause without a fault", func() {
+		run, r := runAgainst(nil, nil)
+		Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+		Expect(run.elapsed).To(BeNumerically("<", time.Minute))
+
+		checked := 0
+		for _, c := range specClauses(r) {
+			checked++
+			want := result.Pass
+			switch {
+			case c.Level == string(catalogue.May):
+				want = result.Info
+			case c.ID == "4.2-ipv6-equivalent-tests" && !ipv6:
+				want = result.Skip
+			}
+			Expect(c.Verdict).To(Equal(want), "%s: %s", c.ID, c.Reason)
+		}
+		Expect(checked).To(BeNumerically(">=", 72))
+		baseline = r
+	})
+
+	// Each entry switches one fault on, runs the sections of the clauses
+	// it breaks, and compares every clause of those sections with the
+	// baseline: the broken clauses must get their verdict in the entry,
+	// and the others must keep the verdict of the baseline. focus replaces
+	// the sections when the entry breaks no clause.
+	DescribeTable("breaks only the clauses of one fault",
+		func(f fault, broken verdicts, focus []string) {
+			Expect(baseline).NotTo(BeNil(), "the run without a fault did not finish")
+			if f == skipIPv6PTRCheck && !ipv6 {
+				Skip("no IPv6 loopback")
+			}
+			if focus == nil {
+				focus = focusOf(slices.Sorted(maps.Keys(broken)))
+			}
+
+			run, r := runAgainst([]fault{f}, focus)
+
+			var seen []result.Verdict
+			compared := map[string]bool{}
+			for _, c := range specClauses(r) {
+				if c.Verdict == result.Skip && c.Reason == notSelected {
+					continue
+				}
+				before, ok := baseline.Clause(c.ID)
+				Expect(ok).To(BeTrue(), c.ID)
+				want, isBroken := broken[c.ID]
+				if !isBroken || before.Verdict == result.Skip {
+					// A clause that the baseline skips, such as the IPv6
+					// check without IPv6, cannot break.
+					want = before.Verdict
+				}
+				Expect(c.Verdict).To(Equal(want), "%s with %s: %s", c.ID, f, c.Reason)
+				seen = append(seen, c.Verdict)
+				compared[c.ID] = true
+			}
+			for id := range broken {
+				Expect(compared).To(HaveKey(id), "%s did not run", id)
+			}
+			Expect(run.code).To(Equal(expectedStatus(seen)), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+		},
+		func(f fault, _ verdicts, _ []string) string { return string(f) },
+
+		// TLS, certificates, PTR records and the EHLO argument.
+		Entry(nil, optionalClientCert, verdicts{"3.1-client-certificate-required": result.Fail}, nil),
+		Entry(nil, untrustedServerCert, verdicts{
+			"3.1-server-presents-certificate": result.Fail,
+			"4.2-server-presents-certificate": result.Fail,
+		}, nil),
+		Entry(nil, expiredServerCert, verdicts{
+			"3.1-server-presents-certificate": result.Fail,
+			"4.2-server-presents-certificate": result.Fail,
+			"4.2-server-certificate-dates":    result.Fail,
+		}, nil),
+		Entry(nil, privateServerCertUntrusted, verdicts{"4.2-server-presents-certificate": result.Fail}, nil),
+		Entry(nil, noPTRMeansPrivate, verdicts{"1.2-public-ca-not-private-ca": result.Fail}, nil),
+		Entry(nil, acceptPublicOnPrivate, verdicts{"4.1-no-public-on-alternative-port": result.Fail}, nil),
+		Entry(nil, acceptPlainText, verdicts{"4.2-tls-required": result.Fail}, nil),
+		Entry(nil, acceptUntrustedCA, verdicts{"4.2-client-ca-recognized": result.Fail}, nil),
+		Entry(nil, acceptExpired, verdicts{"4.2-client-certificate-dates": result.Fail}, nil),
+		Entry(nil, acceptNotYetValid, verdicts{"4.2-client-certificate-dates": result.Fail}, nil),
+		// NOTE: no clause of the catalogue has a spec for the clientAuth
+		// extended key usage, so this fault changes no verdict. The PKI's
+		// no-client-auth certificate is unused by the suite.
+		Entry(nil, acceptNoClientAuth, verdicts{}, []string{"3.1", "4.2", "4.3.2"}),
+		Entry(nil, acceptNonFQDN, verdicts{"4.2-client-cn-fqdn": result.Fail}, nil),
+		Entry(nil, acceptPTRMismatch, verdicts{
+			"4.2-client-cn-matches-ptr":     result.Fail,
+			"4.3.2-ptr-matches-certificate": result.Fail,
+		}, nil),
+		Entry(nil, acceptMissingPTR, verdicts{"4.3.2-client-without-ptr-rejected": result.Fail}, nil),
+		Entry(nil, skipPTRCheck, verdicts{
+			"4.2-client-cn-matches-ptr":         result.Fail,
+			"4.2-ipv6-equivalent-tests":         result.Fail,
+			"4.3.2-client-without-ptr-rejected": result.Fail,
+			"4.3.2-ptr-matches-certificate":     result.Fail,
+		}, nil),
+		Entry(nil, skipIPv6PTRCheck, verdicts{"4.2-ipv6-equivalent-tests": result.Fail}, nil),
+		Entry(nil, skipEHLOMatch, verdicts{
+			"4.3.2-ptr-matches-ehlo":       result.Fail,
+			"4.4.2-ehlo-mismatch-rejected": result.Fail,
+		}, nil),
+
+		// AMTP commands, the MPC parameter and the MPC header field.
+		Entry(nil, acceptHELO, verdicts{"4.4.1-helo-rejected": result.Fail}, nil),
+		Entry(nil, acceptHELOAfterEHLO, verdicts{"4.4.1-helo-rejected": result.Fail}, nil),
+		Entry(nil, badMPCLine, verdicts{"4.4.2-mpc-declaration-syntax": result.Fail}, nil),
+		Entry(nil, acceptTwoMPC, verdicts{"4.4.3-duplicate-mpc-rejected": result.Fail}, nil),
+		Entry(nil, ignoreMissingMPC, verdicts{"4.4.3-mail-without-mpc-rejected": result.Fail}, nil),
+		Entry(nil, keepSenderWithoutMPC, verdicts{"4.4.3-mail-without-mpc-rejected": result.Fail}, nil),
+		Entry(nil, wrongMPCRejectCode, verdicts{"4.4.3-mpc-result-codes": result.Fail}, nil),
+		Entry(nil, keepExistingMPCHeader, verdicts{
+			"4.4.4-existing-header-refused":       result.Fail,
+			"4.4.4-existing-header-searched":      result.Fail,
+			"4.4.4-header-token-case-insensitive": result.Fail,
+		}, nil),
+		Entry(nil, caseSensitiveHeaderSearch, verdicts{"4.4.4-header-token-case-insensitive": result.Fail}, nil),
+		Entry(nil, shallowHeaderSearch, verdicts{"4.4.4-existing-header-searched": result.Fail}, nil),
+		Entry(nil, missFoldedMPCHeader, verdicts{"4.4.4-existing-header-searched": result.Fail}, nil),
+		Entry(nil, missSpaceBeforeColon, verdicts{"4.4.4-existing-header-searched": result.Fail}, nil),
+		Entry(nil, noMPCHeader, verdicts{
+			"4.4.4-header-inserted-on-delivery": result.Fail,
+			"4.4.4-no-rewrite":                  result.Fail,
+			"4.5-mpc-individual-delivered":      result.Fail,
+		}, nil),
+		Entry(nil, noMPCHeaderForMPCRole, verdicts{
+			"4.4.4-no-rewrite":             result.Fail,
+			"4.5-mpc-individual-delivered": result.Fail,
+		}, nil),
+		Entry(nil, rewriteMPCHeader, verdicts{"4.4.4-no-rewrite": result.Fail}, nil),
+		Entry(nil, rejectMPCIndividual, verdicts{
+			"4.5-mpc-individual-accepted": result.Fail,
+			// It depends on the clause before, so it is skipped.
+			"4.5-mpc-individual-delivered": result.Skip,
+		}, nil),
+		Entry(nil, acceptMPCOptin, verdicts{"4.5-mpc-role-only-individual": result.Fail}, nil),
+		Entry(nil, acceptUndefinedMPC, verdicts{"4.5-undefined-values-rejected": result.Fail}, nil),
+
+		// Relay and the private listener.
+		// NOTE: the suite cannot see whether an accepted RCPT for a remote
+		// domain is relayed, because it runs no AMTP sink as the next hop,
+		// so an open relay gets skip, not fail.
+		Entry(nil, relayAnything, verdicts{
+			"5.1-no-public-to-public-relay":  result.Skip,
+			"rfc5321-3.6.2-relay-denied-550": result.Skip,
+		}, nil),
+		Entry(nil, relayTempFail, verdicts{
+			"5.1-no-public-to-public-relay":  result.Fail,
+			"rfc5321-3.6.2-relay-denied-550": result.Warn,
+		}, nil),
+		Entry(nil, relayDenied554, verdicts{"rfc5321-3.6.2-relay-denied-550": result.Warn}, nil),
+		Entry(nil, noAuthRequired, verdicts{
+			"7-private-user-authentication":       result.Warn,
+			"8-private-additional-authentication": result.Warn,
+		}, nil),
+		Entry(nil, noAuthAdvertised, verdicts{"7-private-user-authentication": result.Warn}, nil),
+		Entry(nil, authIgnoresCN, verdicts{"7-certificate-subject-matches-user": result.Warn}, nil),
+		Entry(nil, wrongAuthFailureCode, verdicts{"8-private-additional-authentication": result.Warn}, nil),
+
+		// RFC 5321 behaviour that AMTP inherits.
+		Entry(nil, bareLFEndsCommand, verdicts{"rfc5321-2.3.8-crlf-only": result.Fail}, nil),
+		Entry(nil, acceptRCPTBeforeMAIL, verdicts{"rfc5321-3.3-rcpt-before-mail-503": result.Fail}, nil),
+		Entry(nil, vrfyAlways250, verdicts{"rfc5321-3.5.3-vrfy-no-unverified-250": result.Fail}, nil),
+		Entry(nil, vrfyRejects550, verdicts{"rfc5321-3.5.3-vrfy-reply-codes": result.Warn}, nil),
+		Entry(nil, lowErrorLimit, verdicts{"rfc5321-3.8-no-close-except": result.Fail}, nil),
+		Entry(nil, trimmedDotEndsData, verdicts{"rfc5321-4.1.1.4-end-of-data": result.Fail}, nil),
+		Entry(nil, bareLFEndsData, verdicts{"rfc5321-4.1.1.4-no-bare-lf-end-of-data": result.Fail}, nil),
+		Entry(nil, acceptBareLF, verdicts{"rfc5321-4.1.1.4-no-bare-lf-lines": result.Fail}, nil),
+		Entry(nil, rsetWithoutRecipientRejected, verdicts{"rfc5321-4.1.1.5-rset-250": result.Fail}, nil),
+		Entry(nil, rsetKeepsRecipients, verdicts{"rfc5321-4.1.1.5-rset-clears-transaction": result.Fail}, nil),
+		Entry(nil, noopInTransactionRejected, verdicts{"rfc5321-4.1.1.9-noop-250": result.Fail}, nil),
+		Entry(nil, quitKeepsOpen, verdicts{"rfc5321-4.1.1.10-quit-221": result.Fail}, nil),
+		Entry(nil, rejectCommandsBeforeEHLO, verdicts{"rfc5321-4.1.4-commands-before-ehlo": result.Warn}, nil),
+		Entry(nil, dataWithoutRecipients, verdicts{"rfc5321-4.1.4-data-before-rcpt-503": result.Fail}, nil),
+		Entry(nil, nestedMailResets, verdicts{"rfc5321-4.1.4-nested-mail-503": result.Fail}, nil),
+		Entry(nil, extraReplyToRSET, verdicts{"rfc5321-4.2-one-reply-per-command": result.Fail}, nil),
+		Entry(nil, wrongMultiline, verdicts{"rfc5321-4.2.1-multiline-format": result.Fail}, nil),
+		Entry(nil, mixedMultilineCodes, verdicts{"rfc5321-4.2.1-multiline-same-code": result.Fail}, nil),
+		Entry(nil, unknownCommand502, verdicts{"rfc5321-4.2.4-unknown-command-500": result.Warn}, nil),
+		Entry(nil, advertiseUnimplemented, verdicts{"rfc5321-4.2.4-no-unimplemented-ehlo-keywords": result.Fail}, nil),
+		Entry(nil, greetingWithoutDomain, verdicts{"rfc5321-4.3.1-greeting-220": result.Fail}, nil),
+		Entry(nil, noLineLimit, verdicts{"rfc5321-4.3.2-command-line-too-long-500": result.Warn}, nil),
+		Entry(nil, helpBadReplyCode, verdicts{"rfc5321-4.3.2-reply-code-range": result.Fail}, nil),
+		Entry(nil, noDotUnstuffing, verdicts{
+			"rfc5321-4.5.2-dot-unstuffing":      result.Fail,
+			"rfc5321-4.5.3.1.6-text-line-limit": result.Fail,
+		}, nil),
+		Entry(nil, shortCommandLimit, verdicts{"rfc5321-4.5.3.1.4-command-line-limit": result.Fail}, nil),
+		Entry(nil, limitBeforeUnstuffing, verdicts{"rfc5321-4.5.3.1.6-text-line-limit": result.Fail}, nil),
+		Entry(nil, smallMessageLimit, verdicts{"rfc5321-4.5.3.1.7-message-content-64k": result.Fail}, nil),
+		Entry(nil, recipientLimit50, verdicts{
+			"rfc5321-4.5.3.1.8-hundred-recipients":       result.Fail,
+			"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail,
+		}, nil),
+		Entry(nil, recipientLimitCode550, verdicts{"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail}, nil),
+	)
+})
