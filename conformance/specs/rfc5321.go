@@ -502,8 +502,9 @@ func checkRSET(c *Check) {
 	c.Pass("RSET got 250 before MAIL and inside a transaction: %s", strings.Join(steps, ", "))
 }
 
-// checkRSETClears sends MAIL, RCPT, RSET and DATA: DATA must find no
-// recipients.
+// checkRSETClears sends MAIL, RCPT, RSET, MAIL and DATA: DATA must find no
+// recipients. The second MAIL gives the transaction a sender again, so a
+// 503 to DATA can only mean that RSET discarded the recipients.
 func checkRSETClears(c *Check) {
 	s := c.open("RSET inside a transaction")
 	if s == nil {
@@ -527,16 +528,28 @@ func checkRSETClears(c *Check) {
 			return
 		}
 	}
+	mail, err := s.Cmd(mailCommand("MPC=per/individual"))
+	switch {
+	case err != nil:
+		c.Broken("no reply to MAIL after RSET: %s", describe(err))
+		return
+	case mail.Code == 503:
+		c.Broken("MAIL after MAIL, RCPT and RSET got %s: RSET did not end the transaction", summarize(mail))
+		return
+	case mail.Code != 250:
+		c.Error("precondition failed: MAIL after RSET got %s", summarize(mail))
+		return
+	}
 	reply, err := s.Cmd("DATA")
 	switch {
 	case err != nil:
 		c.Broken("no reply to DATA after RSET: %s", describe(err))
 	case reply.Code == 503 || reply.Code == 554:
-		c.Pass("DATA after MAIL, RCPT and RSET got %s, so RSET discarded the recipients", summarize(reply))
+		c.Pass("DATA after MAIL, RCPT, RSET and MAIL got %s, so RSET discarded the recipients", summarize(reply))
 	case reply.Code == 354:
-		c.Broken("DATA after MAIL, RCPT and RSET got %s: the server kept the transaction", summarize(reply))
+		c.Broken("DATA after MAIL, RCPT, RSET and MAIL got %s: the server kept the recipients across RSET", summarize(reply))
 	default:
-		c.Broken("DATA after RSET got %s, not 503 or 554", summarize(reply))
+		c.Broken("DATA after RSET and MAIL got %s, not 503 or 554", summarize(reply))
 	}
 }
 
