@@ -191,6 +191,9 @@ const (
 	// dataWithoutRecipients replies 354 to DATA after MAIL even without a
 	// recipient.
 	dataWithoutRecipients fault = "dataWithoutRecipients"
+	// dataErrorEndsTransaction replies 503 to DATA without a recipient and
+	// ends the transaction, so RCPT after it gets 503 too.
+	dataErrorEndsTransaction fault = "dataErrorEndsTransaction"
 	// nestedMailResets starts a new transaction at a MAIL command inside a
 	// transaction.
 	nestedMailResets fault = "nestedMailResets"
@@ -242,11 +245,13 @@ const (
 	// maxReadLine is how much of one line the server reads before it
 	// closes the connection.
 	maxReadLine = 64 << 10
-	// maxMessageSize is the message size limit; data past it is read and
+	// maxMessageSize is the message size limit. Data past it is read and
 	// dropped up to maxDataRead, and then the connection is closed.
-	maxMessageSize  = 10 << 20
+	maxMessageSize = 10 << 20
+	maxDataRead    = 2 * maxMessageSize
+	// smallMessageMax is the message size limit of the fault
+	// smallMessageLimit.
 	smallMessageMax = 60000
-	maxDataRead     = 2 * maxMessageSize
 	// maxRecipients is the recipient limit of a transaction, the minimum
 	// of RFC 5321 section 4.5.3.1.8.
 	maxRecipients = 100
@@ -271,7 +276,7 @@ type breakableConfig struct {
 	dnsAddr string
 	// maildir is the root of the Maildir folders, one per local mailbox.
 	maildir string
-	// mpcLine is the MPC line of the EHLO reply; empty sends none.
+	// mpcLine is the MPC line of the EHLO reply. An empty one is left out.
 	mpcLine string
 	// ipv6 adds a public listener on ::1.
 	ipv6   bool
@@ -294,7 +299,7 @@ type breakableServer struct {
 	config breakableConfig
 	faults map[fault]bool
 
-	// Addresses of the listeners; public6 is empty without IPv6.
+	// Addresses of the listeners. public6 is empty without IPv6.
 	public, public6, private string
 
 	publicCA, privateCA *x509.Certificate
@@ -547,9 +552,9 @@ func (s *breakableServer) serve(raw net.Conn, kind listenerKind) {
 // an authoritative answer, such as a timeout or SERVFAIL.
 var errTemporaryDNS = errors.New("temporary DNS failure")
 
-// lookupPTR asks the configured DNS server for the PTR records of addr and
-// returns their names without the trailing dot. It returns no names and
-// no error when the server answers that there are none.
+// lookupPTR queries the configured DNS server for the PTR records of addr
+// and returns their names without the trailing dot. It returns no names and
+// no error when the DNS server replies that there are none.
 func (s *breakableServer) lookupPTR(addr netip.Addr) ([]string, error) {
 	name, err := dns.ReverseAddr(addr.String())
 	if err != nil {
@@ -613,12 +618,10 @@ func hasClientAuth(cert *x509.Certificate) bool {
 
 // admission is the outcome of the identity check at EHLO.
 type admission struct {
-	// problem says why the client is rejected; empty admits it.
+	// problem describes why the client is rejected. An empty one admits it.
 	problem string
 	// temporary marks a DNS failure, which gets 421 instead of 504.
 	temporary bool
-	// private marks a private network connection (draft section 1.2).
-	private bool
 }
 
 // checkIdentity checks the client certificate, the PTR records of the
@@ -633,10 +636,9 @@ func (s *breakableServer) checkIdentity(kind listenerKind, cert *x509.Certificat
 	}
 
 	issuedByPublic, issuedByPrivate := signedBy(cert, s.publicCA), signedBy(cert, s.privateCA)
-	private := kind == privateKind && issuedByPrivate
-	// checkPTR is false for a private connection, which section 7 exempts
-	// from the DNS requirements.
-	checkPTR := !private
+	// checkPTR is false for a private network connection, which section 7
+	// exempts from the DNS requirements.
+	checkPTR := !(kind == privateKind && issuedByPrivate)
 	switch {
 	case kind == publicKind && !issuedByPublic && !s.has(acceptUntrustedCA):
 		return admission{problem: "the client certificate is not issued by the public CA"}
@@ -648,8 +650,9 @@ func (s *breakableServer) checkIdentity(kind listenerKind, cert *x509.Certificat
 		if len(names) > 0 {
 			return admission{problem: "a public-CA client with a PTR record is a public network connection"}
 		}
-		private, checkPTR = true, false
+		checkPTR = false
 	case kind == privateKind && issuedByPublic && s.has(acceptPublicOnPrivate):
+		// Admitted as a public network connection, with the PTR checks below.
 	case kind == privateKind && !issuedByPrivate:
 		return admission{problem: "the client certificate is not issued by the private CA"}
 	}
@@ -682,7 +685,7 @@ func (s *breakableServer) checkIdentity(kind listenerKind, cert *x509.Certificat
 	if !strings.EqualFold(strings.TrimSuffix(ehloArg, "."), cn) && !s.has(skipEHLOMatch) {
 		return admission{problem: fmt.Sprintf("the EHLO argument %q is not the CN %s", ehloArg, cn)}
 	}
-	return admission{private: private}
+	return admission{}
 }
 
 func containsFold(names []string, name string) bool {

@@ -55,7 +55,8 @@ type transaction struct {
 // errCloseSession ends a session after its last reply.
 var errCloseSession = errors.New("session closed")
 
-// Errors of readCommand that get a 500 reply; the session goes on.
+// Errors of readCommand that get a 500 reply, after which the session goes
+// on.
 var (
 	errLineTooLong = errors.New("line too long")
 	errBareEnding  = errors.New("bare CR or LF in a command line")
@@ -367,7 +368,9 @@ func (sess *session) mail(arg string) error {
 			return sess.write(reply)
 		}
 	}
-	sess.tx = transaction{hasSender: true, sender: match[1], mpc: value}
+	// The recipients stay: only the faults acceptRCPTBeforeMAIL and
+	// rsetKeepsRecipients leave any before MAIL.
+	sess.tx.hasSender, sess.tx.sender, sess.tx.mpc = true, match[1], value
 	return sess.write("250 2.1.0 Sender OK")
 }
 
@@ -445,7 +448,7 @@ func (sess *session) rcpt(arg string) error {
 	return sess.write("250 2.1.5 Recipient OK")
 }
 
-// rset runs RSET. afterMessage tells whether the command before it
+// rset runs RSET. afterMessage is true when the command before it
 // delivered a message.
 func (sess *session) rset(afterMessage bool) error {
 	if sess.has(rsetWithoutRecipientRejected) && sess.tx.hasSender && len(sess.tx.recipients) == 0 {
@@ -535,7 +538,7 @@ type mailData struct {
 	// lines are the lines with their line endings, the doubled dots removed.
 	lines [][]byte
 	size  int
-	// Problems found while reading; the reply names the first.
+	// Problems found while reading. The reply names the first of them.
 	bareEnding, tooLong, tooBig bool
 }
 
@@ -543,6 +546,9 @@ type mailData struct {
 func (sess *session) data() error {
 	needRecipients := !sess.has(dataWithoutRecipients)
 	if !sess.tx.hasSender || (needRecipients && len(sess.tx.recipients) == 0) {
+		if sess.has(dataErrorEndsTransaction) {
+			sess.tx = transaction{}
+		}
 		return sess.syntaxError("503 5.5.1 Send MAIL and RCPT first")
 	}
 	if err := sess.write("354 Start mail input; end with <CRLF>.<CRLF>"); err != nil {
@@ -586,7 +592,7 @@ func (sess *session) readData() (mailData, error) {
 		sizeLimit = smallMessageMax
 	}
 	read := 0
-	// previousCRLF tells whether the line before ended in CRLF; the DATA
+	// previousCRLF is true when the line before ended in CRLF, as the DATA
 	// command line did.
 	previousCRLF := true
 	for {

@@ -57,7 +57,7 @@ func expectedStatus(want []result.Verdict) int {
 	return 0
 }
 
-var _ = Describe("conform against the breakable server", Ordered, func() {
+var _ = Describe("conform against the breakable server", Ordered, ContinueOnFailure, func() {
 	var (
 		amtpkitPath string
 		manifest    *pki.Manifest
@@ -198,6 +198,7 @@ var _ = Describe("conform against the breakable server", Ordered, func() {
 		Entry(nil, acceptNonFQDN, verdicts{"4.2-client-cn-fqdn": result.Fail}, nil),
 		Entry(nil, acceptPTRMismatch, verdicts{
 			"4.2-client-cn-matches-ptr":     result.Fail,
+			"4.2-ipv6-equivalent-tests":     result.Fail,
 			"4.3.2-ptr-matches-certificate": result.Fail,
 		}, nil),
 		Entry(nil, acceptMissingPTR, verdicts{"4.3.2-client-without-ptr-rejected": result.Fail}, nil),
@@ -283,7 +284,11 @@ var _ = Describe("conform against the breakable server", Ordered, func() {
 		Entry(nil, noopInTransactionRejected, verdicts{"rfc5321-4.1.1.9-noop-250": result.Fail}, nil),
 		Entry(nil, quitKeepsOpen, verdicts{"rfc5321-4.1.1.10-quit-221": result.Fail}, nil),
 		Entry(nil, rejectCommandsBeforeEHLO, verdicts{"rfc5321-4.1.4-commands-before-ehlo": result.Warn}, nil),
-		Entry(nil, dataWithoutRecipients, verdicts{"rfc5321-4.1.4-data-before-rcpt-503": result.Fail}, nil),
+		Entry(nil, dataWithoutRecipients, verdicts{
+			"rfc5321-4.1.1.5-rset-clears-transaction": result.Fail,
+			"rfc5321-4.1.4-data-before-rcpt-503":      result.Fail,
+		}, nil),
+		Entry(nil, dataErrorEndsTransaction, verdicts{"rfc5321-4.1.4-data-before-rcpt-503": result.Fail}, nil),
 		Entry(nil, nestedMailResets, verdicts{"rfc5321-4.1.4-nested-mail-503": result.Fail}, nil),
 		Entry(nil, extraReplyToRSET, verdicts{"rfc5321-4.2-one-reply-per-command": result.Fail}, nil),
 		Entry(nil, wrongMultiline, verdicts{"rfc5321-4.2.1-multiline-format": result.Fail}, nil),
@@ -300,10 +305,10 @@ var _ = Describe("conform against the breakable server", Ordered, func() {
 		Entry(nil, shortCommandLimit, verdicts{"rfc5321-4.5.3.1.4-command-line-limit": result.Fail}, nil),
 		Entry(nil, limitBeforeUnstuffing, verdicts{"rfc5321-4.5.3.1.6-text-line-limit": result.Fail}, nil),
 		Entry(nil, smallMessageLimit, verdicts{"rfc5321-4.5.3.1.7-message-content-64k": result.Fail}, nil),
-		Entry(nil, recipientLimit50, verdicts{
-			"rfc5321-4.5.3.1.8-hundred-recipients":       result.Fail,
-			"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail,
-		}, nil),
+		// The limit of 50 is below the 100 that RFC 5321 requires, but its
+		// reply is the 452 of rfc5321-4.5.3.1.10, which still passes.
+		Entry(nil, recipientLimit50, verdicts{"rfc5321-4.5.3.1.8-hundred-recipients": result.Fail},
+			[]string{"rfc5321-4.5.3.1.8", "rfc5321-4.5.3.1.10"}),
 		Entry(nil, recipientLimitCode550, verdicts{"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail}, nil),
 	)
 })
