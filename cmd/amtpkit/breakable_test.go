@@ -134,8 +134,9 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 	// Each entry switches one fault on, runs the sections of the clauses
 	// it breaks, and compares every clause of those sections with the
 	// baseline: the broken clauses must get their verdict in the entry,
-	// and the others must keep the verdict of the baseline. focus replaces
-	// the sections when the entry breaks no clause.
+	// and the others must keep the verdict of the baseline. A focus list
+	// replaces those sections, for an entry that breaks no clause or that
+	// should leave a clause of another section unchanged.
 	DescribeTable("breaks only the clauses of one fault",
 		func(f fault, broken verdicts, focus []string) {
 			Expect(baseline).NotTo(BeNil(), "the run without a fault did not finish")
@@ -166,6 +167,7 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 				seen = append(seen, c.Verdict)
 				compared[c.ID] = true
 			}
+			Expect(compared).NotTo(BeEmpty(), "--focus %v selected no clause", focus)
 			for id := range broken {
 				Expect(compared).To(HaveKey(id), "%s did not run", id)
 			}
