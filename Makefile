@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build test vet race fuzz bench clean
+.PHONY: help build test vet race fuzz bench conform-repeat clean
 
 help:
 	@echo "make build   build amtpd and amtpkit into $(BIN)/"
@@ -13,6 +13,7 @@ help:
 	@echo "make race    run the tests with the race detector"
 	@echo "make fuzz    run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make bench   run the benchmarks written up in docs/benchmarks.md"
+	@echo "make conform-repeat  run the conformance suite against amtpd RUNS times (default 20) and compare verdicts (needs jq)"
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -39,6 +40,11 @@ bench:
 	$(GO) test -run='^$$' -bench=BenchmarkSession/rsa/handshake -benchtime=1000x ./reference/server/
 	$(GO) test -run='^$$' -bench=BenchmarkSession/ecdsa/one-message-discard -benchtime=2000x ./reference/server/
 	$(GO) test -run='^$$' -bench=BenchmarkSession/ecdsa/one-message-maildir -benchtime=300x ./reference/server/
+
+RUNS ?= 20
+
+conform-repeat:
+	bash conformance/repeat.sh $(RUNS)
 
 clean:
 	rm -rf $(BIN)

@@ -59,7 +59,6 @@ const defaultResultFile = "amtp-conformance.json"
 // Exit statuses of "conform" beyond those of runMain.
 const conformHarnessError = 3
 
-
 // stringList is a flag that may be repeated; each value may also hold a
 // comma-separated list.
 type stringList []string
