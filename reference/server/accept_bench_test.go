@@ -40,15 +40,22 @@ var messageBody = "Subject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef012
 // BenchmarkAcceptDurable measures messages per second accepted with a 250
 // reply after a durable spool commit, over sessions concurrent mutual-TLS
 // sessions that each send messages in a loop. Each sub-benchmark runs the
-// spool with per-file fsync and with syncfs.
+// spool with per-file fsync and with syncfs, and, as the ceiling, with no
+// spool at all.
 func BenchmarkAcceptDurable(b *testing.B) {
-	for _, mode := range []string{"fsync", "syncfs"} {
+	for _, mode := range []string{"none", "fsync", "syncfs"} {
 		for _, sessions := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("%s/sessions=%d", mode, sessions), func(b *testing.B) {
 				if mode == "syncfs" {
 					if err := queue.SyncFilesystemSupported(); err != nil {
 						b.Skip(err)
 					}
+				}
+				if mode == "none" {
+					// The ceiling: the same sessions with no disk write.
+					addr, m := benchServerWith(b, discard{}, pki.KeyECDSAP256)
+					runAcceptLoad(b, addr, m, sessions)
+					return
 				}
 				spool, err := queue.Open(filepath.Join(b.TempDir(), "spool"), queue.Options{SyncFilesystem: mode == "syncfs", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err != nil {
