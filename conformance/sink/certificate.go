@@ -1,0 +1,28 @@
+package sink
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// IssueCertificate issues a server certificate for host and addr from the
+// PKI's public CA, which servers under test trust for their next hops.
+// It writes nothing to the PKI folder.
+func IssueCertificate(m *pki.Manifest, host string, addr netip.Addr) (tls.Certificate, error) {
+	issued, err := m.Issue(pki.IssueRequest{
+		Issuer:      pki.PublicCA,
+		CommonName:  host,
+		DNSNames:    []string{host},
+		IPAddresses: []net.IP{net.IP(addr.AsSlice())},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issue the sink certificate for %s from the %s: %w", host, pki.PublicCA, err)
+	}
+	return issued.TLSCertificate()
+}
