@@ -124,6 +124,11 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 				want = result.Info
 			case c.ID == "4.2-ipv6-equivalent-tests" && !ipv6:
 				want = result.Skip
+			case slices.Contains(relayClauses, c.ID):
+				// The breakable server rejects every remote recipient
+				// with 550, so the relay checks skip.
+				want = result.Skip
+				Expect(c.Reason).To(ContainSubstring("does not relay"), c.ID)
 			}
 			Expect(c.Verdict).To(Equal(want), "%s: %s", c.ID, c.Reason)
 		}
@@ -253,9 +258,9 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		Entry(nil, acceptUndefinedMPC, verdicts{"4.5-undefined-values-rejected": result.Fail}, nil),
 
 		// Relay and the private listener.
-		// NOTE: the suite cannot see whether an accepted RCPT for a remote
-		// domain is relayed, because it runs no AMTP sink as the next hop,
-		// so an open relay gets skip, not fail.
+		// NOTE: the check of 5.1-no-public-to-public-relay does not follow
+		// an accepted RCPT for a remote domain to the suite's AMTP sink, so
+		// an open relay gets skip, not fail.
 		Entry(nil, relayAnything, verdicts{
 			"5.1-no-public-to-public-relay":  result.Skip,
 			"rfc5321-3.6.2-relay-denied-550": result.Skip,

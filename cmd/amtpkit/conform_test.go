@@ -30,6 +30,15 @@ import (
 // whole run against amtpd takes about 10 seconds on a laptop.
 const conformRunTimeout = 2 * time.Minute
 
+// relayClauses are the clauses whose checks relay a message from the
+// private listener to the suite's AMTP sinks.
+var relayClauses = []string{
+	"4.4.4-mpc-value-preserved",
+	"4.4.4-no-header-on-amtp-relay",
+	"5.2-no-rewrite",
+	"6.4-bounces-net-autoresponse",
+}
+
 // conformStage is a PKI in a temporary folder and a free loopback port for
 // the suite's DNS server.
 type conformStage struct {
@@ -248,6 +257,31 @@ var _ = Describe("conform", Ordered, func() {
 				}
 			}
 			Expect(checked).To(BeNumerically(">=", 60))
+
+			// amtpd relays to the sinks: its relay identity is its server
+			// certificate, and it trusts the public CA that signs the sinks'.
+			for _, id := range relayClauses {
+				c, ok := r.Clause(id)
+				Expect(ok).To(BeTrue(), id)
+				Expect(c.Verdict).To(Equal(result.Pass), "%s: %s", id, c.Reason)
+			}
+			preserved, _ := r.Clause("4.4.4-mpc-value-preserved")
+			Expect(preserved.Reason).To(ContainSubstring("MPC=ngo/optin as submitted"))
+			Expect(preserved.Reason).To(ContainSubstring("MPC header field ngo/optin"))
+			bounce, _ := r.Clause("6.4-bounces-net-autoresponse")
+			Expect(bounce.Reason).To(ContainSubstring("net/autoresponse"))
+			Expect(r.Environment.DNSOverrides).To(ContainElement(HavePrefix("_amtp._tcp.sink." + st.manifest.Domain + ". IN SRV 0 0 ")))
+		})
+
+		It("skips the relay clauses without a private listener", func() {
+			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s",
+				"--focus", "4.4.4-no-header-on-amtp-relay", "--focus", "5.2-no-rewrite")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			for _, id := range []string{"4.4.4-no-header-on-amtp-relay", "5.2-no-rewrite"} {
+				c, _ := r.Clause(id)
+				Expect(c.Verdict).To(Equal(result.Skip), id)
+				Expect(c.Reason).To(Equal("needs --private-target (relay from a public connection is forbidden by section 5.1)"), id)
+			}
 		})
 
 		It("writes the JSON result with every catalogue clause", func() {
@@ -385,7 +419,8 @@ var _ = Describe("conform", Ordered, func() {
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +server MTA +4\.4\.1-helo-rejected$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  untestable +MUST +operator +4\.3\.2-client-ptr-required$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  other role +MUST +client MTA +4\.4\.2-client-starts-with-ehlo$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  no spec yet +MUST NOT +server MTA +5\.2-no-rewrite$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  no spec yet +MUST NOT +server MTA +5\.2-unacceptable-not-delivered$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST NOT +server MTA +5\.2-no-rewrite$`))
 		Expect(run.stdout).To(MatchRegexp(`spec status: \d+ spec, \d+ no spec yet, \d+ other role, \d+ untestable`))
 
 		for _, match := range regexp.MustCompile(`(?m)^  spec +\S+(?: NOT)? +server MTA +(\S+)$`).FindAllStringSubmatch(run.stdout, -1) {

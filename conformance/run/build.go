@@ -17,18 +17,12 @@ import (
 // pendingReasons maps each server clause that has a wire check but no
 // spec yet to the reason.
 var pendingReasons = map[string]string{
-	"4.4.4-mpc-value-preserved":               needsSink,
-	"4.4.4-header-inserted-on-non-amtp-relay": needsSink,
-	"4.4.4-no-header-on-amtp-relay":           needsSink,
-	"5.1-relay-over-private-connections":      needsSink,
-	"5.2-no-rewrite":                          needsSink,
-	"6.4-bounces-net-autoresponse":            needsSink,
+	"4.4.4-header-inserted-on-non-amtp-relay": "no spec yet: needs a plain SMTP sink as the next hop of a relay, and the suite runs only AMTP sinks",
+	"5.1-relay-over-private-connections":      "no spec yet: needs a relay of a message that arrived over a public connection to the suite's AMTP sink, with a sink that checks the private-CA client certificate",
 	"5.2-unacceptable-not-delivered":          "no spec yet: needs two local recipients with different MPC policies, and the suite has no option to name them",
 	"rfc5321-3.8-timeout-close-421":           "no spec yet: needs the server's command timeout, and the suite has no option to name it",
 	"rfc5321-4.5.3.2.7-server-timeout":        "no spec yet: the check idles for 5 minutes, and the suite has no option to run slow checks",
 }
-
-const needsSink = "no spec yet: needs an AMTP or SMTP sink as the next hop of a relay, which the suite does not run yet"
 
 // build makes the result of a run from the outcomes the specs recorded.
 // given are the options as the user passed them, for the rerun commands,
@@ -101,7 +95,7 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 
 func roleReason(role catalogue.Role) string {
 	if role == catalogue.RoleClient {
-		return "binds the client MTA; the suite can observe it only when the server under test relays to an AMTP sink of the suite, which is not implemented yet"
+		return "binds the client MTA; the suite could observe it at its AMTP sink when the server under test relays, but no spec checks it yet"
 	}
 	return fmt.Sprintf("binds the %s, not the server MTA that this run checks", role)
 }

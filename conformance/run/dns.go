@@ -27,15 +27,21 @@ type zoneServer struct {
 	overrides []string
 }
 
-// startZoneServer serves the PKI's zone on addr. It points the PTR record
-// of the cn-not-fqdn certificate's address at its single-label CN, so that
-// only a check of the CN form can reject that certificate.
-func startZoneServer(ctx context.Context, m *pki.Manifest, addr string) (*zoneServer, error) {
+// startZoneServer serves the PKI's zone on addr, with the extra zone file
+// lines added to the PKI's domain and listed in the overrides. It points
+// the PTR record of the cn-not-fqdn certificate's address at its
+// single-label CN, so that only a check of the CN form can reject that
+// certificate.
+func startZoneServer(ctx context.Context, m *pki.Manifest, addr string, extra ...string) (*zoneServer, error) {
 	text, err := os.ReadFile(m.Path(m.ZoneFile))
 	if err != nil {
 		return nil, fmt.Errorf("read the PKI zone file: %w", err)
 	}
-	z := &zoneServer{base: string(text) + loopback6Zone(m), ptrs: map[netip.Addr][]string{}}
+	base := string(text)
+	if len(extra) > 0 {
+		base += "\n; Added by the conformance suite: the routes to its AMTP sinks.\n" + strings.Join(extra, "\n") + "\n"
+	}
+	z := &zoneServer{base: base + loopback6Zone(m), ptrs: map[netip.Addr][]string{}, overrides: slices.Clone(extra)}
 
 	entry, err := m.Cert(pki.CertCNNotFQDN)
 	if err == nil && entry.SourceAddr != "" {

@@ -115,7 +115,16 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 	defer stopDNS()
 	var zone *zoneServer
 	if opts.DNSMode == DNSServe {
-		zone, err = startZoneServer(dnsCtx, manifest, opts.DNSListen)
+		// The sinks need the suite's DNS server, which routes their
+		// domains to them.
+		sinks, err := startRelaySinks(manifest)
+		if err != nil {
+			return nil, err
+		}
+		defer sinks.Close()
+		cfg.Sink, cfg.DenyingSink = sinks.accepting, sinks.denying
+
+		zone, err = startZoneServer(dnsCtx, manifest, opts.DNSListen, sinks.records...)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/amtp-toolkit/amtp/conformance/maildir"
+	"github.com/amtp-toolkit/amtp/conformance/sink"
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 )
 
@@ -46,6 +47,18 @@ type Config struct {
 	QuietPeriod time.Duration
 	// RunID is unique to the run and starts every message token.
 	RunID string
+	// Sink takes the mail that the server relays to its domain, and
+	// DenyingSink rejects every recipient of its domain with 550, so that
+	// the server must bounce. Both are nil in DNS mode "external", because
+	// only the suite's DNS server routes their domains to them.
+	Sink, DenyingSink *RelaySink
+}
+
+// RelaySink is an AMTP sink of the suite and the mail domain whose
+// _amtp._tcp SRV record points at it.
+type RelaySink struct {
+	Domain string
+	Server *sink.Server
 }
 
 // DNS is the DNS server that the suite runs in DNS mode "serve".

@@ -98,7 +98,12 @@ func (s *Session) send(mpcValue string, data []byte) (transaction, error) {
 
 // sendTo is send for a list of recipients.
 func (s *Session) sendTo(mpcValue string, recipients []string, data []byte) (transaction, error) {
-	mail := "MAIL FROM:<conformance@" + current().PKI.Domain + ">"
+	return s.sendFrom("conformance@"+current().PKI.Domain, mpcValue, recipients, data)
+}
+
+// sendFrom is sendTo with the reverse-path sender.
+func (s *Session) sendFrom(sender, mpcValue string, recipients []string, data []byte) (transaction, error) {
+	mail := "MAIL FROM:<" + sender + ">"
 	if mpcValue != "" {
 		mail += " MPC=" + mpcValue
 	}

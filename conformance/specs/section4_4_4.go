@@ -10,12 +10,16 @@ import (
 	"github.com/amtp-toolkit/amtp/conformance/mpcsyntax"
 )
 
-// section4_4_4 checks draft section 4.4.4, MPC Value Propagation, for
-// local delivery: the server adds one MPC header field with the value of
+// section4_4_4 checks draft section 4.4.4, MPC Value Propagation. For
+// local delivery, the server adds one MPC header field with the value of
 // the MAIL command, unchanged, and rejects a message that already has one.
-// The relay clauses of the section need an AMTP sink and have no spec yet.
+// For a relay from the private listener to the suite's AMTP sink, the
+// server passes the value on as the MPC parameter of MAIL, unchanged, and
+// adds no MPC header field.
 func section4_4_4() {
 	Describe("4.4.4 MPC Value Propagation", func() {
+		clause("4.4.4-mpc-value-preserved", []string{"private"}, checkValuePreserved)
+
 		clause("4.4.4-header-inserted-on-delivery", []string{"maildir"}, func(c *Check) {
 			if c.watcher() == nil {
 				return
@@ -56,8 +60,58 @@ func section4_4_4() {
 			c.expectNotDelivered(c.unwantedMessage(`message with "mPc: per/individual"`, "mPc: per/individual"))
 		})
 
+		clause("4.4.4-no-header-on-amtp-relay", []string{"private"}, func(c *Check) {
+			tx, ok := c.relayToSink("com/confirmed")
+			if !ok {
+				return
+			}
+			fields := maildir.FieldsNamed(maildir.HeaderFields(tx.Data), "MPC")
+			if len(fields) > 0 {
+				c.Broken("the message relayed to the suite's AMTP sink carries %d MPC header field(s), the first with the value %q",
+					len(fields), strings.TrimSpace(fields[0].Value))
+				return
+			}
+			c.Pass("the message relayed to the suite's AMTP sink has no MPC header field")
+		})
+
 		clause("4.4.4-no-rewrite", []string{"maildir"}, checkNoRewrite)
 	})
+}
+
+// checkValuePreserved relays a message with MPC=ngo/optin to the sink and
+// compares the MPC parameter of the relayed MAIL command. With a Maildir,
+// it also delivers one locally and compares its MPC header field.
+func checkValuePreserved(c *Check) {
+	const value = "ngo/optin"
+	tx, ok := c.relayToSink(value)
+	if !ok {
+		return
+	}
+	got, found := tx.MailParameter("MPC")
+	switch {
+	case !found:
+		c.Broken("the relayed MAIL command carries no MPC parameter: %q", tx.MailCommand)
+		return
+	case got != value:
+		c.Broken("the relayed MAIL command carries MPC=%s, but the message was submitted with MPC=%s: %q", got, value, tx.MailCommand)
+		return
+	}
+
+	if current().Maildir == nil {
+		c.Pass("the relayed MAIL command carries MPC=%s as submitted; local delivery was not checked, because it needs --maildir", value)
+		return
+	}
+	copies, ok := c.deliverOne(value)
+	if !ok {
+		return
+	}
+	for _, m := range copies {
+		if problem := mpcFieldProblem(m, value); problem != "" {
+			c.Broken("%s: %s", m.Path, problem)
+			return
+		}
+	}
+	c.Pass("the relayed MAIL command carries MPC=%s as submitted, and the delivered copy %s carries the MPC header field %s", value, copies[0].Path, value)
 }
 
 // unwantedMessage returns a message with the extra header lines, sent

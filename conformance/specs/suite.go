@@ -43,6 +43,8 @@ func tree() {
 	section4_4_4()
 	section4_5()
 	section5_1()
+	section5_2()
+	section6_4()
 	section7()
 	section8()
 	rfc5321Specs()

@@ -1,0 +1,136 @@
+package specs
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/amtp-toolkit/amtp/conformance/sink"
+)
+
+// relayFromPublicReason is the skip reason of the relay checks without a
+// private listener.
+const relayFromPublicReason = "needs --private-target (relay from a public connection is forbidden by section 5.1)"
+
+// relaySink returns want, one of the run's sinks, or records a skip and
+// returns nil when the run has no private listener or want is nil.
+func (c *Check) relaySink(want *RelaySink) *RelaySink {
+	if current().PrivateTarget == "" {
+		c.Skip(relayFromPublicReason)
+		return nil
+	}
+	if want == nil {
+		c.Skip("needs --dns serve, because only the suite's DNS server routes the domain of its AMTP sink to the sink")
+		return nil
+	}
+	return want
+}
+
+// openAuthenticated opens a session of the private client on the private
+// listener and authenticates with AUTH PLAIN as the PKI's first user. It
+// records an error and returns nil on failure.
+func (c *Check) openAuthenticated(label string) *Session {
+	m := current().PKI
+	if len(m.Users) == 0 {
+		c.Error("the PKI manifest lists no SMTP AUTH user")
+		return nil
+	}
+	s := c.openPrivate(label)
+	if s == nil {
+		return nil
+	}
+	user := m.Users[0]
+	credentials := base64.StdEncoding.EncodeToString([]byte("\x00" + user.Name + "\x00" + user.Password))
+	auth, err := s.Cmd("AUTH PLAIN " + credentials)
+	if err != nil {
+		c.Error("no reply to AUTH: %s", describe(err))
+		return nil
+	}
+	if auth.Code != 235 {
+		c.Error("precondition failed: AUTH PLAIN as %s on the private listener got %s", user.Name, summarize(auth))
+		return nil
+	}
+	return s
+}
+
+// submitForRelay sends a message with mpcValue from sender to recipient
+// over an authenticated private session. It returns ok false unless the
+// server accepts the message, after it records a skip for a permanent
+// rejection of MAIL or RCPT and an error otherwise.
+func (c *Check) submitForRelay(sender, mpcValue, recipient string) (message, bool) {
+	s := c.openAuthenticated("relay of a message with MPC=" + mpcValue + " to " + recipient)
+	if s == nil {
+		return message{}, false
+	}
+	m := c.newMessage()
+	tx, err := s.sendFrom(sender, mpcValue, []string{recipient}, m.data())
+	if err != nil {
+		c.Error("no reply to %s: %s", tx.stage, describe(err))
+		return message{}, false
+	}
+	switch {
+	case !tx.accepted && tx.reply.Code >= 500 && (tx.stage == "MAIL" || tx.stage == "RCPT"):
+		// A server that never relays cannot break the relay clauses.
+		c.Skip("the private listener does not relay a message with MPC=%s for %s: %s", mpcValue, recipient, tx)
+		return message{}, false
+	case !tx.accepted:
+		c.Error("precondition failed: the private listener did not accept a message with MPC=%s for %s: %s", mpcValue, recipient, tx)
+		return message{}, false
+	}
+	s.Cmd("QUIT")
+	return m, true
+}
+
+// relayToSink submits a message with mpcValue for someone@ the sink's
+// domain on the private listener and waits up to the step timeout for it
+// at the sink. It records a skip, an error or, when the message does not
+// arrive, a broken clause, and then returns ok false.
+func (c *Check) relayToSink(mpcValue string) (sink.Transaction, bool) {
+	target := c.relaySink(current().Sink)
+	if target == nil {
+		return sink.Transaction{}, false
+	}
+	recipient := "someone@" + target.Domain
+	m, ok := c.submitForRelay("conformance@"+current().PKI.Domain, mpcValue, recipient)
+	if !ok {
+		return sink.Transaction{}, false
+	}
+
+	ctx, cancel := c.stepContext()
+	defer cancel()
+	tx, err := target.Server.Wait(ctx, func(t sink.Transaction) bool {
+		return bytes.Contains(t.Data, []byte(m.token))
+	})
+	if err != nil {
+		c.Broken("the server accepted the message for %s but did not relay it to the suite's sink at %s within %s: %v",
+			recipient, target.Server.Addr(), current().StepTimeout, err)
+		return sink.Transaction{}, false
+	}
+	c.Observe("the sink received the message from %s (client certificate CN %q, EHLO %s): %s",
+		tx.Source, tx.ClientCN, tx.EHLO, tx.MailCommand)
+	return tx, true
+}
+
+// checkRelayedMPCParameter relays a message with mpcValue to the sink and
+// compares the MPC parameter of the sink's MAIL command with it, octet for
+// octet.
+func checkRelayedMPCParameter(c *Check, mpcValue string) {
+	tx, ok := c.relayToSink(mpcValue)
+	if !ok {
+		return
+	}
+	got, found := tx.MailParameter("MPC")
+	switch {
+	case !found:
+		c.Broken("the relayed MAIL command carries no MPC parameter: %q", tx.MailCommand)
+	case got != mpcValue:
+		c.Broken("the relayed MAIL command carries MPC=%s, but the message was submitted with MPC=%s: %q", got, mpcValue, tx.MailCommand)
+	default:
+		c.Pass("the relayed MAIL command carries MPC=%s as submitted, octet for octet: %q", got, tx.MailCommand)
+	}
+}
+
+// String describes the sink for reasons.
+func (s *RelaySink) String() string {
+	return fmt.Sprintf("%s at %s", s.Domain, s.Server.Addr())
+}
