@@ -153,6 +153,14 @@ const (
 	authIgnoresCN fault = "authIgnoresCN"
 	// wrongAuthFailureCode rejects a wrong password with 454 instead of 535.
 	wrongAuthFailureCode fault = "wrongAuthFailureCode"
+	// relayAddsMPCHeader adds an MPC header field to a message it relays
+	// over AMTP.
+	relayAddsMPCHeader fault = "relayAddsMPCHeader"
+	// relayRewritesMPC relays the MPC value in upper case.
+	relayRewritesMPC fault = "relayRewritesMPC"
+	// bounceKeepsMPC gives a bounce the MPC value of the bounced message
+	// instead of net/autoresponse.
+	bounceKeepsMPC fault = "bounceKeepsMPC"
 )
 
 // Faults of the RFC 5321 behaviour that AMTP inherits.

@@ -431,6 +431,10 @@ func (sess *session) rcpt(arg string) error {
 
 	if domain != sess.server.config.manifest.Domain {
 		switch {
+		case sess.kind == privateKind && sess.authenticated:
+			// An authenticated user of the private listener may relay.
+			sess.tx.recipients = append(sess.tx.recipients, local+"@"+domain)
+			return sess.write("250 2.1.5 Recipient OK")
 		case sess.has(relayAnything):
 			sess.tx.recipients = append(sess.tx.recipients, local+"@"+domain)
 			return sess.write("250 2.1.5 Recipient OK")
@@ -578,6 +582,10 @@ func (sess *session) data() error {
 		sess.server.config.logf("breakable server: delivery failed: %v", err)
 		return sess.write("451 4.3.0 Delivery failed, try again later")
 	}
+	if sess.kind == privateKind {
+		hostname := sess.hostname()
+		sess.server.wg.Go(func() { sess.server.relay(hostname, tx, message) })
+	}
 	sess.afterMessage = true
 	return sess.write("250 2.0.0 Message accepted")
 }
@@ -685,7 +693,8 @@ func (sess *session) hasMPCHeader(lines [][]byte) bool {
 
 // deliver writes one copy of the message into the Maildir of each local
 // recipient, with an MPC header field first. Copies for domains that are
-// not local, which only the fault relayAnything accepts, are dropped.
+// not local are left to relay on the private listener and dropped on the
+// public one, where only the fault relayAnything accepts them.
 func (sess *session) deliver(tx transaction, message mailData) error {
 	var content bytes.Buffer
 	role, _, _ := strings.Cut(tx.mpc, "/")

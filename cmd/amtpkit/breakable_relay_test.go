@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// relayTimeout bounds each step of a relay: the DNS queries, the connect,
+// the TLS handshake and each reply.
+const relayTimeout = 5 * time.Second
+
+// errRelayRejected wraps a 5yz reply of the next hop, which the breakable
+// server bounces.
+var errRelayRejected = errors.New("next hop rejected the message")
+
+// relay sends the message to each remote recipient over AMTP, after an
+// SRV lookup at the configured DNS server, and bounces it to a local
+// sender when the next hop rejects it with a 5yz reply. It runs after the
+// session accepted the message, so it reports errors only in the log.
+func (s *breakableServer) relay(hostname string, tx transaction, message mailData) {
+	for _, recipient := range tx.recipients {
+		_, domain, remote := strings.Cut(recipient, "@")
+		if !remote {
+			continue
+		}
+		err := s.relayOne(hostname, domain, recipient, tx, message)
+		switch {
+		case errors.Is(err, errRelayRejected):
+			s.config.logf("breakable server: relay to %s rejected: %v", recipient, err)
+			if bounceErr := s.bounce(tx, recipient, err, message); bounceErr != nil {
+				s.config.logf("breakable server: bounce to %s failed: %v", tx.sender, bounceErr)
+			}
+		case err != nil:
+			s.config.logf("breakable server: relay to %s failed: %v", recipient, err)
+		}
+	}
+}
+
+// relayOne runs one AMTP transaction with the next hop of domain.
+func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transaction, message mailData) error {
+	target, port, err := s.lookupSRV(domain)
+	if err != nil {
+		return err
+	}
+	addr, err := s.lookupA(target)
+	if err != nil {
+		return err
+	}
+	cert, err := s.config.manifest.TLSCertificate(pki.CertServer)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(s.publicCA)
+
+	dialer := &tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: relayTimeout},
+		Config:    &tls.Config{RootCAs: roots, ServerName: target, Certificates: []tls.Certificate{cert}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(int(port))))
+	if err != nil {
+		return fmt.Errorf("connect to %s (%s port %d): %w", domain, target, port, err)
+	}
+	defer conn.Close()
+	reader := bufio.NewReader(conn)
+
+	mpcValue := tx.mpc
+	if s.has(relayRewritesMPC) {
+		mpcValue = strings.ToUpper(mpcValue)
+	}
+	var data bytes.Buffer
+	if s.has(relayAddsMPCHeader) {
+		data.WriteString("MPC: " + tx.mpc + "\r\n")
+	}
+	for _, line := range message.lines {
+		if bytes.HasPrefix(line, []byte(".")) {
+			data.WriteByte('.')
+		}
+		data.Write(line)
+	}
+	data.WriteString(".\r\n")
+
+	steps := []struct {
+		send string
+		want int
+	}{
+		{"", 220},
+		{"EHLO " + hostname + "\r\n", 250},
+		{"MAIL FROM:<" + tx.sender + "> MPC=" + mpcValue + "\r\n", 250},
+		{"RCPT TO:<" + recipient + ">\r\n", 250},
+		{"DATA\r\n", 354},
+		{data.String(), 250},
+	}
+	for _, step := range steps {
+		conn.SetDeadline(time.Now().Add(relayTimeout))
+		if step.send != "" {
+			if _, err := conn.Write([]byte(step.send)); err != nil {
+				return err
+			}
+		}
+		code, text, err := readRelayReply(reader)
+		if err != nil {
+			return err
+		}
+		if code != step.want {
+			conn.Write([]byte("QUIT\r\n"))
+			if code >= 500 {
+				return fmt.Errorf("%w: %s", errRelayRejected, text)
+			}
+			return fmt.Errorf("next hop replied %q, expected %d", text, step.want)
+		}
+	}
+	conn.Write([]byte("QUIT\r\n"))
+	return nil
+}
+
+// readRelayReply reads one reply of up to 100 lines and returns its code
+// and its last line.
+func readRelayReply(reader *bufio.Reader) (int, string, error) {
+	for range 100 {
+		line, err := reader.ReadString('\n')
+		if err != nil {
+			return 0, "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if len(line) < 3 {
+			return 0, "", fmt.Errorf("malformed reply %q", line)
+		}
+		if len(line) > 3 && line[3] == '-' {
+			continue
+		}
+		code, err := strconv.Atoi(line[:3])
+		if err != nil {
+			return 0, "", fmt.Errorf("malformed reply %q", line)
+		}
+		return code, line, nil
+	}
+	return 0, "", errors.New("reply of more than 100 lines")
+}
+
+// bounce writes a bounce with the null reverse-path into the Maildir of
+// the sender, when the sender is a local mailbox.
+func (s *breakableServer) bounce(tx transaction, recipient string, reason error, message mailData) error {
+	local, domain, _ := strings.Cut(strings.ToLower(tx.sender), "@")
+	if domain != s.config.manifest.Domain {
+		return fmt.Errorf("sender %s is not local", tx.sender)
+	}
+	value := "net/autoresponse"
+	if s.has(bounceKeepsMPC) {
+		value = tx.mpc
+	}
+	var b bytes.Buffer
+	b.WriteString("Return-Path: <>\r\n")
+	b.WriteString("MPC: " + value + "\r\n")
+	b.WriteString("From: Mail Delivery System <MAILER-DAEMON@" + s.config.manifest.Domain + ">\r\n")
+	b.WriteString("To: <" + tx.sender + ">\r\n")
+	b.WriteString("Subject: Undelivered Mail Returned to Sender\r\n\r\n")
+	b.WriteString("The message to <" + recipient + "> could not be delivered: " + reason.Error() + "\r\n\r\n")
+	for _, line := range message.lines {
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		b.Write(line)
+	}
+	return s.writeMaildir(local, b.Bytes())
+}
+
+// lookupSRV returns the target and port of the _amtp._tcp SRV record of
+// domain with the lowest priority.
+func (s *breakableServer) lookupSRV(domain string) (string, uint16, error) {
+	answer, err := s.query("_amtp._tcp."+domain+".", dns.TypeSRV)
+	if err != nil {
+		return "", 0, err
+	}
+	var best *dns.SRV
+	for _, rr := range answer {
+		if srv, ok := rr.(*dns.SRV); ok && (best == nil || srv.Priority < best.Priority) {
+			best = srv
+		}
+	}
+	if best == nil {
+		return "", 0, fmt.Errorf("no _amtp._tcp SRV record for %s", domain)
+	}
+	return strings.TrimSuffix(best.Target, "."), best.Port, nil
+}
+
+// lookupA returns the first A record of host.
+func (s *breakableServer) lookupA(host string) (string, error) {
+	answer, err := s.query(host+".", dns.TypeA)
+	if err != nil {
+		return "", err
+	}
+	for _, rr := range answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a.A.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no A record for %s", host)
+}
+
+func (s *breakableServer) query(name string, qtype uint16) ([]dns.RR, error) {
+	query := new(dns.Msg)
+	query.SetQuestion(name, qtype)
+	client := &dns.Client{Timeout: relayTimeout}
+	response, _, err := client.Exchange(query, s.config.dnsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%s query for %s to %s: %w", dns.TypeToString[qtype], name, s.config.dnsAddr, err)
+	}
+	return response.Answer, nil
+}
