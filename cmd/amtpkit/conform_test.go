@@ -268,6 +268,10 @@ var _ = Describe("conform", Ordered, func() {
 			preserved, _ := r.Clause("4.4.4-mpc-value-preserved")
 			Expect(preserved.Reason).To(ContainSubstring("MPC=ngo/optin as submitted"))
 			Expect(preserved.Reason).To(ContainSubstring("MPC header field ngo/optin"))
+			server, err := st.manifest.Cert(pki.CertServer)
+			Expect(err).NotTo(HaveOccurred())
+			noRewrite, _ := r.Clause("5.2-no-rewrite")
+			Expect(noRewrite.Observations).To(ContainElement(ContainSubstring(fmt.Sprintf("client certificate CN %q", server.CN))))
 			bounce, _ := r.Clause("6.4-bounces-net-autoresponse")
 			Expect(bounce.Reason).To(ContainSubstring("net/autoresponse"))
 			Expect(r.Environment.DNSOverrides).To(ContainElement(HavePrefix("_amtp._tcp.sink." + st.manifest.Domain + ". IN SRV 0 0 ")))
@@ -282,6 +286,15 @@ var _ = Describe("conform", Ordered, func() {
 				Expect(c.Verdict).To(Equal(result.Skip), id)
 				Expect(c.Reason).To(Equal("needs --private-target (relay from a public connection is forbidden by section 5.1)"), id)
 			}
+		})
+
+		It("skips the relay clauses without the suite's DNS server", func() {
+			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--dns", "external",
+				"--private-target", srv.private, "--focus", "5.2-no-rewrite")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			c, _ := r.Clause("5.2-no-rewrite")
+			Expect(c.Verdict).To(Equal(result.Skip))
+			Expect(c.Reason).To(HavePrefix("needs --dns serve"))
 		})
 
 		It("writes the JSON result with every catalogue clause", func() {
