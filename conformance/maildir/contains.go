@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"path/filepath"
 	"time"
 )
 
@@ -37,27 +35,7 @@ func (w *Watcher) WaitContaining(ctx context.Context, text []byte) ([]Message, e
 
 func (w *Watcher) scanContaining(text []byte, checked map[string]fileKey) ([]Message, error) {
 	var found []Message
-	err := filepath.WalkDir(w.root, func(path string, entry fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
-		}
-		if !entry.Type().IsRegular() {
-			return nil
-		}
-		if parent := filepath.Base(filepath.Dir(path)); parent != "new" && parent != "cur" {
-			return nil
-		}
-		info, err := entry.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
-		}
-		key := fileKey{size: info.Size(), modTime: info.ModTime()}
+	err := w.walkMessages(func(path string, key fileKey) error {
 		if checked[path] == key {
 			return nil
 		}

@@ -136,31 +136,7 @@ func (w *Watcher) Wait(ctx context.Context, token string) ([]Message, error) {
 
 // scan reads every new or changed file in the tree and indexes its token.
 func (w *Watcher) scan() error {
-	return filepath.WalkDir(w.root, func(path string, entry fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// The entry vanished during the walk, as files do when a
-				// mail reader moves them.
-				return nil
-			}
-			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
-		}
-		if !entry.Type().IsRegular() {
-			return nil
-		}
-		if parent := filepath.Base(filepath.Dir(path)); parent != "new" && parent != "cur" {
-			return nil
-		}
-
-		info, err := entry.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
-		}
-		key := fileKey{size: info.Size(), modTime: info.ModTime()}
-
+	return w.walkMessages(func(path string, key fileKey) error {
 		w.mu.Lock()
 		seen := w.read[path] == key
 		w.mu.Unlock()
@@ -187,6 +163,36 @@ func (w *Watcher) scan() error {
 			w.tokens[token][path] = true
 		}
 		return nil
+	})
+}
+
+// walkMessages calls visit for every regular file in a new/ or cur/
+// folder of the tree, with its size and modification time.
+func (w *Watcher) walkMessages(visit func(path string, key fileKey) error) error {
+	return filepath.WalkDir(w.root, func(path string, entry fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// The entry vanished during the walk, as files do when a
+				// mail reader moves them.
+				return nil
+			}
+			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
+		}
+		if !entry.Type().IsRegular() {
+			return nil
+		}
+		if parent := filepath.Base(filepath.Dir(path)); parent != "new" && parent != "cur" {
+			return nil
+		}
+
+		info, err := entry.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("scan Maildir tree %s: %w", w.root, err)
+		}
+		return visit(path, fileKey{size: info.Size(), modTime: info.ModTime()})
 	})
 }
 
