@@ -218,7 +218,7 @@ func (a *amtpd) waitDelivered(recipient string, n int) []string {
 }
 
 // settle waits until the queue is empty, so that a Maildir check after it
-// sees every delivery of the messages accepted so far.
+// finds every delivery of the messages accepted so far.
 func (a *amtpd) settle() {
 	GinkgoHelper()
 	Eventually(a.queued, 10*time.Second, 20*time.Millisecond).Should(BeZero())

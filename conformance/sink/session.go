@@ -74,7 +74,7 @@ func (ses *session) setDeadline() error {
 
 // readLine reads one line without its CRLF (or bare LF). A line over the
 // limit returns errLineTooLong after the rest of it is discarded, up to
-// 1024 times the limit; a longer line ends the session.
+// 1024 times the limit. A longer line ends the session.
 func (ses *session) readLine() (string, error) {
 	if err := ses.setDeadline(); err != nil {
 		return "", err

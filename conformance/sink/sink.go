@@ -1,10 +1,9 @@
 // Package sink is an AMTP server that takes the mail a server under test
 // relays, so that the conformance suite can look at the relayed
-// envelope and data. It listens with implicit TLS, requests a client
-// certificate without verifying it, and records every transaction:
-// the EHLO argument, the MAIL command with its parameters as sent, the
+// envelope and data. It listens with implicit TLS and requests a client
+// certificate without verifying it. It records the EHLO argument, the MAIL command with its parameters as sent, the
 // recipients, the data after dot-unstuffing, the client certificate's
-// CN and the source address. It delivers nothing.
+// CN and the source address of every transaction. It delivers nothing.
 //
 // Every input is bounded: the line length, the message size, the number
 // of recipients, sessions and stored transactions, and the time of each

@@ -120,9 +120,11 @@ func runCtx() context.Context {
 // specBudget is the maximum time of one spec. Each step has its own
 // timeout, and a check stops at the first step that times out, so the
 // budget stops a server that replies to each step just before the
-// timeout. NOTE: the recipient limit check sends up to 1000 commands, so a
-// server that takes more than about 200 ms per reply at the default step
-// timeout of 10 s (a budget of 210 s) makes it end with an error.
+// timeout.
+//
+// NOTE: the recipient limit check sends up to 1000 commands. At the default
+// step timeout of 10 s the budget is 210 s, so a server that takes more
+// than about 200 ms per reply makes that check end with an error.
 func specBudget() time.Duration {
 	return 20*current().StepTimeout + 10*time.Second
 }

@@ -11,10 +11,10 @@ import (
 // bounceMPC is the MPC value that section 6.4 demands for every bounce.
 const bounceMPC = "net/autoresponse"
 
-// section6_4 checks draft section 6.4, Autoresponders, for bounces: the
+// section6_4 checks draft section 6.4, Autoresponders, for bounces. The
 // server relays a message from a local sender to the suite's denying
-// sink, which rejects the recipient with 550, and the bounce that reaches
-// the sender's Maildir must carry the MPC value net/autoresponse.
+// sink, which rejects the recipient with 550. The bounce that reaches the
+// sender's Maildir must carry the MPC value net/autoresponse.
 func section6_4() {
 	Describe("6.4 Autoresponders", func() {
 		clause("6.4-bounces-net-autoresponse", []string{"private", "maildir"}, checkBounceMPC)

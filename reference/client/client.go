@@ -8,7 +8,7 @@
 //
 // Section numbers in this package refer to draft-weinman-amtp-03.
 //
-// Every error of this package tells a temporary failure, after which a
+// Every error of this package distinguishes a temporary failure, after which a
 // queue should retry the message, from a permanent one, after which it
 // should return the message to the sender: see IsTemporary.
 package client

@@ -92,7 +92,7 @@ type RecipientPolicy struct {
 	// leading "@" (@example.test).
 	Match string `toml:"match"`
 	// MPC lists declarations as in Policy.MPC, plus "DEFER role/class",
-	// which answers 451 instead of 550.
+	// which replies 451 instead of 550.
 	MPC []string `toml:"mpc"`
 }
 
@@ -103,7 +103,7 @@ type Domain struct {
 	Mailboxes []string `toml:"mailboxes"`
 }
 
-// Delivery says where accepted mail goes.
+// Delivery is the destination of locally delivered mail.
 type Delivery struct {
 	Maildir string `toml:"maildir"` // root of the Maildir folders: ROOT/DOMAIN/LOCALPART
 }
@@ -120,7 +120,8 @@ type Queue struct {
 	// MaxAge is how long a message may stay queued before the recipients
 	// still deferred fail and the sender gets a bounce.
 	MaxAge Duration `toml:"max_age"`
-	// Sync is how a batch of accepted messages is made durable: "fsync"
+	// Sync is the flush method that makes a batch of accepted messages
+	// durable: "fsync"
 	// fsyncs each new file, "syncfs" makes one syncfs(2) call for the
 	// batch (Linux 5.8 or later), and "auto" (the default) uses syncfs
 	// where it is supported.
@@ -567,7 +568,7 @@ func loadCerts(files []string) ([]*x509.Certificate, error) {
 			n++
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("CA file %s holds no PEM CERTIFICATE block", f)
+			return nil, fmt.Errorf("CA file %s contains no PEM CERTIFICATE block; use a PEM file of CA certificates", f)
 		}
 	}
 	return certs, nil

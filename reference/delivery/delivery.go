@@ -1,7 +1,7 @@
-// Package delivery defines how an accepted message leaves the SMTP session:
-// the session hands an Envelope and the message to a Deliverer, which must
-// make it durable before it returns, because the session sends the 250
-// reply to DATA only after that.
+// Package delivery defines the hand-over of an accepted message from the
+// SMTP session. The session passes an Envelope and the message to a
+// Deliverer, which must make it durable before it returns, because the
+// session sends the 250 reply to DATA only after that.
 package delivery
 
 import (
@@ -29,8 +29,7 @@ type Envelope struct {
 type Deliverer interface {
 	// Deliver stores msg (the message as received, with the session's
 	// trace field prepended and no MPC field) for every recipient of env.
-	// It returns nil only once the message is durable. An error means
-	// the session must not send 250; a *RecipientError says which
-	// recipients failed.
+	// It returns nil only once the message is durable. After an error
+	// the session replies 451 instead of 250, so the client retries.
 	Deliver(ctx context.Context, env *Envelope, msg []byte) error
 }

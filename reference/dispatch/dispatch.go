@@ -1,7 +1,7 @@
-// Package dispatch moves accepted mail out of the durable queue: it is the
-// delivery.Deliverer that the SMTP session hands messages to, and it runs
-// the workers that deliver them locally or relay them, retry temporary
-// failures with exponential backoff, and return bounces.
+// Package dispatch moves accepted mail out of the durable queue. It is the
+// delivery.Deliverer that the SMTP session hands messages to. Its workers
+// deliver messages locally or relay them, retry temporary failures with
+// exponential backoff, and return bounces.
 //
 // Delivery guarantee: a message is in the spool (reference/queue) before
 // the session replies 250. Each recipient's outcome is appended to the
@@ -356,8 +356,8 @@ func (d *Dispatcher) recipientRecord(env *queue.Envelope, res RecipientResult) q
 }
 
 // finishOrReschedule schedules the next attempt while recipients are
-// deferred and the message is younger than MaxAge; otherwise it fails the
-// rest, sends the bounce and removes the message.
+// deferred and the message is younger than MaxAge. Otherwise it fails the
+// remaining recipients, sends the bounce and removes the message.
 func (d *Dispatcher) finishOrReschedule(ctx context.Context, env *queue.Envelope, msg []byte) {
 	if hasState(env, queue.Deferred, queue.Pending) {
 		if time.Since(env.ReceivedAt) < d.opts.Retry.MaxAge {

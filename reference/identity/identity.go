@@ -1,9 +1,9 @@
-// Package identity checks the identity of a client MTA as
-// draft-weinman-amtp-03 requires before a session may go on: the client
-// certificate chains to a trusted CA and is within its validity dates
-// (section 4.2), its CN is a fully qualified domain name that matches the
-// PTR record of the client's source address (sections 4.2 and 4.3.2), and
-// the EHLO argument agrees with both (section 4.4.2).
+// Package identity checks the identity of a client MTA before a session
+// may go on, as draft-weinman-amtp-03 requires. The client certificate
+// chains to a trusted CA and is within its validity dates (section 4.2).
+// Its CN is a fully qualified domain name that matches the PTR record of
+// the client's source address (sections 4.2 and 4.3.2). The EHLO argument
+// agrees with both (section 4.4.2).
 //
 // The checks run on the tls.ConnectionState at EHLO, not in a TLS verify
 // callback, because crypto/tls skips VerifyPeerCertificate on resumed
@@ -74,10 +74,10 @@ type Verifier struct {
 
 	// PrivateRoots, when set on a public listener, are the private CAs of
 	// section 7. A certificate that chains to one of them is rejected with
-	// CheckPrivateCA, so the log tells it apart from an unknown CA.
+	// CheckPrivateCA, so the log distinguishes it from an unknown CA.
 	PrivateRoots *x509.CertPool
 
-	// Resolver answers the PTR lookups.
+	// Resolver performs the PTR lookups.
 	Resolver resolver.Resolver
 
 	// SkipPTR disables the PTR checks, as section 7 allows on a private
@@ -210,7 +210,7 @@ func (v *Verifier) checkPTR(ctx context.Context, addr netip.Addr, cn string) ([]
 		return nil, &Error{Check: CheckDNSTemporary, Addr: addr, Name: cn, Temporary: true, Err: err}
 	}
 	if len(names) == 0 {
-		return nil, &Error{Check: CheckNoPTR, Addr: addr, Name: cn, Err: errors.New("empty PTR answer")}
+		return nil, &Error{Check: CheckNoPTR, Addr: addr, Name: cn, Err: errors.New("the PTR lookup returned no names")}
 	}
 
 	for _, name := range names {

@@ -9,7 +9,7 @@ import (
 type Action int
 
 // Actions. Allow and Deny are the mpc-keywords of section 4.4.2. Defer is
-// local to this server: it answers 451 (section 4.4.3 "MPC temporary
+// local to this server: it replies 451 (section 4.4.3 "MPC temporary
 // failure") and is never advertised in the EHLO reply.
 const (
 	Allow Action = iota
@@ -55,7 +55,7 @@ func (d Declaration) Matches(v Value) bool {
 // Policy is an ordered list of declarations.
 type Policy []Declaration
 
-// Evaluate returns the action that p takes for v, as section 4.4.2 says:
+// Evaluate returns the action that p takes for v, as section 4.4.2 specifies:
 // declarations are evaluated in order and the last one that matches
 // decides, after an implied first declaration. That implied declaration is
 // DENY */* when the first keyword is ALLOW, and ALLOW */* otherwise,

@@ -592,7 +592,7 @@ func syncDir(path string) error {
 }
 
 // SyncFilesystemSupported returns nil when Options.SyncFilesystem can be
-// used here, and otherwise an error that says why not.
+// used here, and otherwise an error that gives the reason.
 func SyncFilesystemSupported() error {
 	return checkSyncfs()
 }

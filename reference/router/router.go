@@ -19,7 +19,7 @@ import (
 	"strings"
 )
 
-// Kind is how a message reaches a recipient domain.
+// Kind is the transport by which a message reaches a recipient domain.
 type Kind string
 
 // Route kinds.
@@ -30,7 +30,7 @@ const (
 	Public  Kind = "public"  // AMTP to the next hop of the domain's SRV records
 )
 
-// Origin is how a message reached this server.
+// Origin is the kind of connection over which a message reached this server.
 type Origin int
 
 // Origins.

@@ -8,7 +8,7 @@ import (
 )
 
 // cmdAUTH implements SMTP AUTH PLAIN (RFC 4954, RFC 4616) on the private
-// listener. Section 7 says a server SHOULD require that the certificate
+// listener. Section 7 states that a server SHOULD require that the certificate
 // subject match another authentication token, so the authenticated user
 // name must equal the CN of the client certificate.
 func (s *session) cmdAUTH(arg string) error {
