@@ -341,7 +341,7 @@ var _ = Describe("Validate", func() {
 			"private.client_ca: read CA file"),
 		Entry("CA file without PEM", func(c *config.Config, dir string) {
 			c.Public.ClientCA = []string{writeFile(filepath.Join(dir, "empty.pem"), "not a certificate\n")}
-		}, "holds no PEM CERTIFICATE block"),
+		}, "contains no PEM CERTIFICATE block"),
 		Entry("CA file with a bad certificate", func(c *config.Config, dir string) {
 			bad := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("garbage")})
 			c.Private.ClientCA = []string{writeFile(filepath.Join(dir, "bad.pem"), string(bad))}
