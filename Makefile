@@ -4,11 +4,12 @@ GO ?= go
 BIN := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build test vet race fuzz bench conform-repeat clean
+.PHONY: help deps build test vet race fuzz bench conform-repeat clean
 
 help:
 	@echo "make build   build amtpd and amtpkit into $(BIN)/"
-	@echo "make test    vet, then run every test (the command CI runs)"
+	@echo "make deps    install the Debian packages the tests drive (as root, when missing)"
+	@echo "make test    install what is missing, vet, then run every test (the command CI runs)"
 	@echo "make vet     go vet ./..."
 	@echo "make race    run the tests with the race detector"
 	@echo "make fuzz    run each fuzz target for FUZZTIME (default $(FUZZTIME))"
@@ -18,10 +19,13 @@ help:
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+deps:
+	bash .ci/deps
+
 vet:
 	$(GO) vet ./...
 
-test: vet
+test: deps vet
 	$(GO) test -count=1 ./...
 
 race:
