@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"dns":     {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
 	"send":    {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
 	"conform": {summary: "check a server against the draft's clauses (conform --target HOST:PORT --pki DIR [--list])", run: runConform},
+	"demo":    {summary: "stage amtpd on loopback, run the suite and a short load against it, write reports (demo [--out DIR])", run: runDemo},
 }
 
 // errUsage marks an error caused by bad command-line arguments; it maps to

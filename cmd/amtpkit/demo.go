@@ -1,0 +1,428 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/amtp-toolkit/amtp/conformance/result"
+	"github.com/amtp-toolkit/amtp/conformance/run"
+	"github.com/amtp-toolkit/amtp/fixtures/dnsserver"
+	"github.com/amtp-toolkit/amtp/fixtures/pki"
+)
+
+// defaultDemoOut is the folder of the demo's reports without --out.
+const defaultDemoOut = "reports"
+
+// demoStartTimeout bounds the wait for amtpd's listeners, and
+// demoStopTimeout the wait for it to exit after SIGTERM.
+const (
+	demoStartTimeout = 15 * time.Second
+	demoStopTimeout  = 15 * time.Second
+)
+
+// demoServerTimeout is the command timeout of the demo's amtpd, short so
+// that the suite's timeout clauses finish within seconds.
+const demoServerTimeout = 3 * time.Second
+
+const demoUsage = `usage: amtpkit demo [--out DIR] [--amtpd PATH]
+
+Stages a whole run on loopback and writes its reports: a test PKI and
+zone, the fixture DNS server, the reference server amtpd, the conformance
+suite against it, then a short bounded load run. Everything it starts is
+stopped when it ends, also on Ctrl-C. The PKI, amtpd's configuration, log,
+Maildir and spool stay in DIR/demo, so the rerun command of each clause
+works after the demo.
+
+Options:
+`
+
+// demoFiles are the reports the demo writes, relative to --out.
+var demoFiles = struct {
+	conformJSON, conformJUnit, conformHTML, loadJSON, loadHTML string
+}{
+	conformJSON:  "conformance.json",
+	conformJUnit: "conformance.junit.xml",
+	conformHTML:  "conformance.html",
+	loadJSON:     "load.json",
+	loadHTML:     "load.html",
+}
+
+// runDemo runs "amtpkit demo".
+func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
+	flags := flag.NewFlagSet("amtpkit demo", flag.ContinueOnError)
+	out := flags.String("out", defaultDemoOut, "`folder` to write the reports to; its demo/ subfolder holds the staged PKI, configuration and logs")
+	amtpdPath := flags.String("amtpd", "", "`path` of the amtpd binary (default: amtpd beside amtpkit, then on PATH)")
+	loadDuration := flags.Duration("load-duration", 5*time.Second, "`duration` of each load scenario")
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), demoUsage)
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErrorf("%v", err)
+	}
+	if flags.NArg() > 0 {
+		return usageErrorf("unexpected argument %q; run 'amtpkit demo --help'", flags.Arg(0))
+	}
+	if *loadDuration <= 0 || *loadDuration > 10*time.Minute {
+		return usageErrorf("--load-duration %v is out of range; give a duration from 1s to 10m", *loadDuration)
+	}
+
+	amtpd, err := findAmtpd(*amtpdPath)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	d := &demo{out: *out, work: filepath.Join(*out, "demo"), amtpdPath: amtpd, loadDuration: *loadDuration, stdout: stdout}
+	return d.run(ctx)
+}
+
+// findAmtpd returns the amtpd binary to start: the given path, else amtpd
+// in the folder of this executable, else amtpd on PATH.
+func findAmtpd(given string) (string, error) {
+	if given != "" {
+		if _, err := os.Stat(given); err != nil {
+			return "", fmt.Errorf("--amtpd %s: %w", given, err)
+		}
+		return given, nil
+	}
+
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "amtpd")
+		if _, err := os.Stat(beside); err == nil {
+			return beside, nil
+		}
+	}
+
+	path, err := exec.LookPath("amtpd")
+	if err != nil {
+		return "", errors.New("amtpd not found beside amtpkit or on PATH; run 'make build' and use bin/amtpkit, or give --amtpd PATH")
+	}
+	return path, nil
+}
+
+// demo is one run of "amtpkit demo".
+type demo struct {
+	out, work    string
+	amtpdPath    string
+	loadDuration time.Duration
+	stdout       io.Writer
+
+	manifest  *pki.Manifest
+	dnsListen string
+	server    *amtpdProcess
+}
+
+func (d *demo) run(ctx context.Context) (err error) {
+	if err := d.stage(); err != nil {
+		return err
+	}
+
+	d.server, err = startAmtpdProcess(ctx, d.amtpdPath, filepath.Join(d.work, "amtpd.toml"), filepath.Join(d.work, "amtpd.log"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if stopErr := d.server.stop(); stopErr != nil && err == nil {
+			err = stopErr
+		}
+	}()
+	fmt.Fprintf(d.stdout, "amtpd is running: public listener %s, private listener %s, log %s\n", d.server.public, d.server.private, d.server.logPath)
+
+	conformResult, err := d.conform(ctx)
+	if err != nil {
+		return err
+	}
+
+	if err := d.load(ctx); err != nil {
+		return err
+	}
+
+	d.summarize(conformResult)
+	return nil
+}
+
+// stage writes the PKI, zone and amtpd configuration into the work folder,
+// replacing those of an earlier demo.
+func (d *demo) stage() error {
+	if err := os.RemoveAll(d.work); err != nil {
+		return fmt.Errorf("clear the demo folder %s: %w", d.work, err)
+	}
+	if err := os.MkdirAll(d.work, 0o755); err != nil {
+		return fmt.Errorf("create the demo folder: %w", err)
+	}
+
+	m, err := pki.Init(pki.Options{Dir: filepath.Join(d.work, "pki")})
+	if err != nil {
+		return fmt.Errorf("create the demo PKI: %w", err)
+	}
+	d.manifest = m
+
+	d.dnsListen, err = freeLoopbackPort()
+	if err != nil {
+		return err
+	}
+
+	config, err := demoAmtpdConfig(m, d.dnsListen, d.work)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d.work, "amtpd.toml"), []byte(config), 0o644); err != nil {
+		return fmt.Errorf("write the amtpd configuration: %w", err)
+	}
+	return nil
+}
+
+// demoAmtpdConfig is the configuration of the demo's amtpd: public and
+// private listeners on 127.0.0.1 with ports the kernel picks, the PKI's
+// certificates, dnsListen as its resolver, an MPC policy that denies
+// */optout, Maildir delivery and a spool under work.
+func demoAmtpdConfig(m *pki.Manifest, dnsListen, work string) (string, error) {
+	server, err := m.Cert(pki.CertServer)
+	if err != nil {
+		return "", fmt.Errorf("demo PKI: %w", err)
+	}
+	caPaths := map[string]string{}
+	for _, ca := range m.CAs {
+		caPaths[ca.Name] = m.Path(ca.Cert)
+	}
+	for _, name := range []string{pki.PublicCA, pki.PrivateCA} {
+		if caPaths[name] == "" {
+			return "", fmt.Errorf("demo PKI: CA %s is not in the manifest", name)
+		}
+	}
+
+	maildir, spool := filepath.Join(work, "maildir"), filepath.Join(work, "spool")
+	if err := os.MkdirAll(maildir, 0o755); err != nil {
+		return "", fmt.Errorf("create the demo Maildir: %w", err)
+	}
+
+	return fmt.Sprintf(`# amtpd configuration written by "amtpkit demo".
+hostname = %q
+
+[tls]
+cert = %q
+key = %q
+
+[dns]
+server = %q
+timeout = "2s"
+
+[public]
+listen = ["127.0.0.1:0"]
+client_ca = [%q]
+
+[private]
+listen = ["127.0.0.1:0"]
+client_ca = [%q]
+users = %q
+
+[policy]
+mpc = ["DENY */optout"]
+
+[[domain]]
+name = %q
+mailboxes = ["alice", "bob", "postmaster"]
+
+[delivery]
+maildir = %q
+
+[queue]
+dir = %q
+
+[limits]
+max_sessions = 1000
+max_sessions_per_ip = 500
+command_timeout = %q
+
+[log]
+level = "info"
+`, server.CN, m.Path(server.Cert), m.Path(server.Key), dnsListen, caPaths[pki.PublicCA],
+		caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String()), nil
+}
+
+// freeLoopbackPort returns 127.0.0.1:PORT with a port that is free for
+// both UDP and TCP, for a DNS server.
+func freeLoopbackPort() (string, error) {
+	for range 20 {
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("find a free loopback port: %w", err)
+		}
+		addr := udp.LocalAddr().String()
+		tcp, err := net.Listen("tcp", addr)
+		udp.Close()
+		if err == nil {
+			tcp.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("find a free loopback port: no port was free for both UDP and TCP in 20 tries")
+}
+
+// conform runs the suite against the demo's amtpd, serving the PKI's zone
+// on the demo's DNS address, and writes its reports.
+func (d *demo) conform(ctx context.Context) (*result.Result, error) {
+	fmt.Fprintln(d.stdout, "running the conformance suite...")
+	opts := run.Options{
+		Target:        d.server.public,
+		PrivateTarget: d.server.private,
+		PKIDir:        filepath.Join(d.work, "pki"),
+		DNSMode:       run.DNSServe,
+		DNSListen:     d.dnsListen,
+		Maildir:       filepath.Join(d.work, "maildir"),
+		StepTimeout:   run.DefaultStepTimeout,
+		Output:        io.Discard,
+	}
+	r, err := run.Run(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("conformance run: %w", err)
+	}
+
+	if err := r.Write(filepath.Join(d.out, demoFiles.conformJSON)); err != nil {
+		return nil, err
+	}
+	// TODO: write the JUnit and HTML renderings.
+	return r, nil
+}
+
+// load runs a short handshake and session load against amtpd, with the
+// PKI's zone served on the demo's DNS address for the PTR checks.
+func (d *demo) load(ctx context.Context) error {
+	zone, err := dnsserver.LoadZone(d.manifest.Path(d.manifest.ZoneFile))
+	if err != nil {
+		return fmt.Errorf("load the demo zone: %w", err)
+	}
+	dns, err := dnsserver.Start(ctx, d.dnsListen, zone, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("start the demo DNS server: %w", err)
+	}
+	defer dns.Close()
+
+	// TODO: run the load generator.
+	return nil
+}
+
+func (d *demo) summarize(r *result.Result) {
+	fmt.Fprintln(d.stdout)
+	printSummary(d.stdout, r, filepath.Join(d.out, demoFiles.conformJSON), nil)
+	fmt.Fprintln(d.stdout, "\nreports:")
+	for _, name := range []string{demoFiles.conformJSON, demoFiles.conformJUnit, demoFiles.conformHTML, demoFiles.loadJSON, demoFiles.loadHTML} {
+		fmt.Fprintf(d.stdout, "  %s\n", filepath.Join(d.out, name))
+	}
+}
+
+// amtpdProcess is an amtpd started by the demo in its own process group,
+// killed when amtpkit dies.
+type amtpdProcess struct {
+	cmd             *exec.Cmd
+	public, private string
+	logPath         string
+	// done is closed when amtpd has exited, with waitErr set.
+	done    chan struct{}
+	waitErr error
+}
+
+var amtpdListenerLine = regexp.MustCompile(`amtpd: (public|private) listener on (\S+)`)
+
+// startAmtpdProcess starts amtpd with config, sending its log to logPath,
+// and waits until it names both listeners.
+func startAmtpdProcess(ctx context.Context, path, config, logPath string) (*amtpdProcess, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create the amtpd log: %w", err)
+	}
+
+	cmd := exec.Command(path, "--config", config)
+	cmd.Stderr = logFile
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start amtpd: %w", err)
+	}
+	// Its own process group keeps a terminal's Ctrl-C from reaching amtpd
+	// before the demo stops it; Pdeathsig kills it should amtpkit die.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start amtpd %s: %w", path, err)
+	}
+
+	p := &amtpdProcess{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	listeners := make(chan [2]string, 4)
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			fmt.Fprintln(logFile, lines.Text())
+			if m := amtpdListenerLine.FindStringSubmatch(lines.Text()); m != nil {
+				listeners <- [2]string{m[1], m[2]}
+			}
+		}
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+
+	deadline := time.NewTimer(demoStartTimeout)
+	defer deadline.Stop()
+	for p.public == "" || p.private == "" {
+		select {
+		case l := <-listeners:
+			if l[0] == "public" {
+				p.public = l[1]
+			} else {
+				p.private = l[1]
+			}
+		case <-p.done:
+			return nil, fmt.Errorf("amtpd exited at start (%v); see its log %s", p.waitErr, logPath)
+		case <-deadline.C:
+			p.kill()
+			return nil, fmt.Errorf("amtpd named no listeners within %v; see its log %s", demoStartTimeout, logPath)
+		case <-ctx.Done():
+			p.kill()
+			return nil, ctx.Err()
+		}
+	}
+	return p, nil
+}
+
+// stop ends amtpd with SIGTERM, and with SIGKILL when it has not exited
+// within demoStopTimeout.
+func (p *amtpdProcess) stop() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("amtpd exited before the demo ended (%v); see its log %s", p.waitErr, p.logPath)
+	default:
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop amtpd: %w", err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(demoStopTimeout):
+		p.kill()
+		return fmt.Errorf("amtpd did not exit within %v of SIGTERM and was killed; see its log %s", demoStopTimeout, p.logPath)
+	}
+}
+
+// kill ends the whole process group of amtpd at once.
+func (p *amtpdProcess) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
