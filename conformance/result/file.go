@@ -1,7 +1,6 @@
 package result
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,10 +84,10 @@ func Parse(data []byte) (*Result, error) {
 		return nil, fmt.Errorf("schema_version %d is invalid; versions start at 1", *header.SchemaVersion)
 	}
 
+	// Unknown fields are ignored, because a newer amtpkit may add fields
+	// without changing the schema version.
 	var r Result
-	decoder := json.NewDecoder(bytes.NewReader(data))
-	decoder.DisallowUnknownFields()
-	if err := decoder.Decode(&r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("decode schema version %d: %w", SchemaVersion, err)
 	}
 	for _, c := range r.Clauses {

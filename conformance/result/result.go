@@ -4,7 +4,9 @@
 //
 // The format is versioned by SchemaVersion. Load reads files of this
 // version and rejects newer ones, so a CI job that archives results can
-// tell an old amtpkit from a damaged file.
+// tell an old amtpkit from a damaged file. Within one version, fields are
+// only added, never removed or given a new meaning, and readers ignore
+// fields they do not know.
 package result
 
 import (
@@ -159,6 +161,12 @@ type Clause struct {
 	Title  string `json:"title"`
 	Level  string `json:"level"`
 	Role   string `json:"role"`
+	// Text is the normative sentence that the clause quotes. Older
+	// amtpkit builds leave it out, so Sentence falls back to the catalogue.
+	Text string `json:"text,omitempty"`
+	// Notes is the interpretation of the draft that the suite applied to
+	// the clause, if any.
+	Notes string `json:"notes,omitempty"`
 	Outcome
 	// Rerun is an amtpkit command line that checks this clause alone. It
 	// is empty for clauses that the suite does not check.

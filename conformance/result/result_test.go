@@ -148,3 +148,28 @@ var _ = Describe("Write and Load", func() {
 		Expect(err).To(MatchError(ContainSubstring("invalid JSON")))
 	})
 })
+
+var _ = Describe("Parse", func() {
+	It("ignores fields it does not know", func() {
+		r, err := result.Parse([]byte(`{"schema_version": 1, "added_later": true, "clauses": [{"id": "x", "verdict": "pass", "added_later": 1}]}`))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(r.Clauses).To(HaveLen(1))
+		Expect(r.Clauses[0].Verdict).To(Equal(result.Pass))
+	})
+})
+
+var _ = Describe("Clause.Sentence", func() {
+	It("returns the stored text", func() {
+		c := result.Clause{ID: "4.4.1-helo-rejected", Text: "stored sentence"}
+		Expect(c.Sentence()).To(Equal("stored sentence"))
+	})
+
+	It("falls back to the catalogue", func() {
+		c := result.Clause{ID: "4.4.1-helo-rejected"}
+		Expect(c.Sentence()).To(ContainSubstring("HELO"))
+	})
+
+	It("returns nothing for an unknown ID", func() {
+		Expect(result.Clause{ID: "no-such-clause"}.Sentence()).To(BeEmpty())
+	})
+})

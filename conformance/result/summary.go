@@ -88,3 +88,16 @@ func (r *Result) HarnessErrors() []Clause {
 	}
 	return errs
 }
+
+// Sentence returns the normative sentence of c: Text, or for results
+// written without it, the sentence of the catalogue clause with the same
+// ID. It returns "" when neither has one.
+func (c Clause) Sentence() string {
+	if c.Text != "" {
+		return c.Text
+	}
+	if entry, ok := catalogue.ByID(c.ID); ok {
+		return entry.Text
+	}
+	return ""
+}
