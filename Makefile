@@ -4,10 +4,11 @@ GO ?= go
 BIN := bin
 FUZZTIME ?= 30s
 
-.PHONY: help deps build test vet race fuzz bench conform-repeat clean
+.PHONY: help deps build demo test vet race fuzz bench conform-repeat clean
 
 help:
 	@echo "make build   build amtpd and amtpkit into $(BIN)/"
+	@echo "make demo    build, then stage amtpd, run the suite and a short load, write reports to $(DEMO_OUT)/"
 	@echo "make deps    install the Debian packages the tests drive (as root, when missing)"
 	@echo "make test    install what is missing, vet, then run every test (the command CI runs)"
 	@echo "make vet     go vet ./..."
@@ -18,6 +19,11 @@ help:
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+DEMO_OUT ?= reports
+
+demo: build
+	$(BIN)/amtpkit demo --out $(DEMO_OUT)
 
 deps:
 	bash .ci/deps

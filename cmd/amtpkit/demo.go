@@ -32,6 +32,10 @@ const (
 	demoStopTimeout  = 15 * time.Second
 )
 
+// demoInterrupted is the exit status of a demo stopped by SIGINT or
+// SIGTERM, as a shell reports a process killed by SIGINT.
+const demoInterrupted = 130
+
 // demoServerTimeout is the command timeout of the demo's amtpd, short so
 // that the suite's timeout clauses finish within seconds.
 const demoServerTimeout = 3 * time.Second
@@ -88,7 +92,11 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	d := &demo{out: *out, work: filepath.Join(*out, "demo"), amtpdPath: amtpd, loadDuration: *loadDuration, stdout: stdout}
-	return d.run(ctx)
+	err = d.run(ctx)
+	if ctx.Err() != nil {
+		return &exitError{status: demoInterrupted, err: errors.New("interrupted; every process the demo started is stopped")}
+	}
+	return err
 }
 
 // findAmtpd returns the amtpd binary to start: the given path, else amtpd
