@@ -136,8 +136,8 @@ const (
 	// missSpaceBeforeColon misses a pre-existing MPC header field written
 	// "MPC :", the obsolete syntax of RFC 5322 section 4.5.8.
 	missSpaceBeforeColon fault = "missSpaceBeforeColon"
-	// relayAnything accepts RCPT for any domain and discards the copies for
-	// domains that are not local.
+	// relayAnything accepts RCPT for any domain on the public listener too,
+	// and relays the copies for domains that are not local.
 	relayAnything fault = "relayAnything"
 	// relayTempFail rejects RCPT for a domain that is not local with 451.
 	relayTempFail fault = "relayTempFail"

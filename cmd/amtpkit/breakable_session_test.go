@@ -582,7 +582,7 @@ func (sess *session) data() error {
 		sess.server.config.logf("breakable server: delivery failed: %v", err)
 		return sess.write("451 4.3.0 Delivery failed, try again later")
 	}
-	if sess.kind == privateKind {
+	if sess.kind == privateKind || sess.has(relayAnything) {
 		hostname := sess.hostname()
 		sess.server.wg.Go(func() { sess.server.relay(hostname, tx, message) })
 	}
@@ -693,8 +693,8 @@ func (sess *session) hasMPCHeader(lines [][]byte) bool {
 
 // deliver writes one copy of the message into the Maildir of each local
 // recipient, with an MPC header field first. Copies for domains that are
-// not local are left to relay on the private listener and dropped on the
-// public one, where only the fault relayAnything accepts them.
+// not local are left to relay: on the private listener, and on the public
+// one with the fault relayAnything, which alone accepts them there.
 func (sess *session) deliver(tx transaction, message mailData) error {
 	var content bytes.Buffer
 	role, _, _ := strings.Cut(tx.mpc, "/")

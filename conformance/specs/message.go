@@ -125,22 +125,7 @@ func (s *Session) sendFrom(sender, mpcValue string, recipients []string, data []
 		}
 	}
 
-	reply, err = s.Cmd("DATA")
-	if err != nil {
-		return transaction{stage: "DATA"}, err
-	}
-	if reply.Code != 354 {
-		return transaction{stage: "DATA", reply: reply}, nil
-	}
-
-	if err := s.Send(data); err != nil {
-		return transaction{stage: "end of data"}, err
-	}
-	reply, err = s.Read()
-	if err != nil {
-		return transaction{stage: "end of data"}, err
-	}
-	return transaction{stage: "end of data", reply: reply, accepted: reply.Code == 250}, nil
+	return s.finishData(data)
 }
 
 // reset sends RSET so that the session can start another transaction.

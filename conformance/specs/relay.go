@@ -106,8 +106,7 @@ func (c *Check) relayToSink(mpcValue string) (sink.Transaction, bool) {
 			recipient, target.Server.Addr(), current().StepTimeout, err)
 		return sink.Transaction{}, false
 	}
-	c.Observe("the sink received the message from %s (client certificate CN %q, EHLO %s): %s",
-		tx.Source, tx.ClientCN, tx.EHLO, tx.MailCommand)
+	c.Observe("the sink received the message %s", describeRelayed(tx))
 	return tx, true
 }
 

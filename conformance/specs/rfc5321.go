@@ -54,15 +54,16 @@ func rfc5321Specs() {
 			}
 		})
 		clause("rfc5321-3.6.2-relay-denied-550", nil, func(c *Check) {
-			reply, ok := c.relayRCPT()
+			attempt, ok := c.publicRelayRCPT()
+			reply := attempt.reply
 			switch {
 			case !ok:
 			case reply.Code == 550:
-				c.Pass("RCPT for %s got %s", remoteRecipient, summarize(reply))
+				c.Pass("RCPT for %s got %s", attempt.recipient, summarize(reply))
 			case reply.Code >= 400:
-				c.Broken("RCPT for %s got %s, not 550", remoteRecipient, summarize(reply))
+				c.Broken("RCPT for %s got %s, not 550", attempt.recipient, summarize(reply))
 			default:
-				c.Skip("the server accepted RCPT for %s (%s), so it did not decline to relay", remoteRecipient, summarize(reply))
+				c.Skip("the server accepted RCPT for %s (%s), so it did not decline to relay", attempt.recipient, summarize(reply))
 			}
 		})
 		clause("rfc5321-3.8-no-close-except", nil, checkNoClose)

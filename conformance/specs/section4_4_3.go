@@ -160,21 +160,7 @@ func (s *Session) sendAfterRejectedMail(data []byte) (transaction, error) {
 	if reply.Code != 250 && reply.Code != 251 {
 		return transaction{stage: "RCPT", reply: reply}, nil
 	}
-	reply, err = s.Cmd("DATA")
-	if err != nil {
-		return transaction{stage: "DATA"}, err
-	}
-	if reply.Code != 354 {
-		return transaction{stage: "DATA", reply: reply}, nil
-	}
-	if err := s.Send(data); err != nil {
-		return transaction{stage: "end of data"}, err
-	}
-	reply, err = s.Read()
-	if err != nil {
-		return transaction{stage: "end of data"}, err
-	}
-	return transaction{stage: "end of data", reply: reply, accepted: reply.Code == 250}, nil
+	return s.finishData(data)
 }
 
 // resultCodeAllowed reports whether code is a result code of section

@@ -1,59 +1,146 @@
 package specs
 
 import (
+	"bytes"
+	"fmt"
+
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/amtp-toolkit/amtp/conformance/probe"
+	"github.com/amtp-toolkit/amtp/conformance/sink"
 )
 
 // remoteRecipient is an address in a domain that no server under test
-// serves: the .invalid top-level domain is reserved (RFC 2606).
+// serves: the .invalid top-level domain is reserved (RFC 2606). The relay
+// checks use it when the run has no AMTP sink to route a domain to.
 const remoteRecipient = "postmaster@relay-check.invalid"
 
-// section5_1 checks draft section 5.1, Unauthorized Relay Prevention, as
-// far as the reply to RCPT shows it. Whether a server that accepts the
-// RCPT then relays the message is not checked yet. The same RCPT serves the RFC 5321 recommendation on its reply code.
+// section5_1 checks draft section 5.1, Unauthorized Relay Prevention. Over
+// a public connection the suite sends RCPT for the domain of its AMTP
+// sink, which the suite's DNS routes to the sink by an _amtp._tcp SRV
+// record, so a relay there would be a public network connection. When the
+// server accepts the RCPT, the check completes the transaction and watches
+// the sink.
 func section5_1() {
 	Describe("5.1 Unauthorized Relay Prevention", func() {
-		clause("5.1-no-public-to-public-relay", nil, func(c *Check) {
-			reply, ok := c.relayRCPT()
-			if !ok {
-				return
-			}
-			switch {
-			case reply.Code >= 500:
-				c.Pass("over a public connection, RCPT for %s got %s", remoteRecipient, summarize(reply))
-			case reply.Code >= 400:
-				c.Broken("over a public connection, RCPT for %s got %s, a temporary failure, so a client may retry the relay", remoteRecipient, summarize(reply))
-			default:
-				c.Skip("the server accepted RCPT for %s over a public connection (%s); whether it then relays the message to a remote domain is not checked yet",
-					remoteRecipient, summarize(reply))
-			}
-		})
+		clause("5.1-no-public-to-public-relay", nil, checkNoPublicRelay)
 	})
 }
 
-// relayRCPT opens a public session and sends MAIL and RCPT for
-// remoteRecipient. It records an error and returns ok false on failure.
-func (c *Check) relayRCPT() (probe.Reply, bool) {
+// checkNoPublicRelay passes a rejected RCPT for a remote domain, fails a
+// temporary rejection, and follows an accepted one to the sink: a message
+// that arrives there was relayed over a public connection.
+func checkNoPublicRelay(c *Check) {
+	attempt, ok := c.publicRelayRCPT()
+	if !ok {
+		return
+	}
+	reply := attempt.reply
+	switch {
+	case reply.Code >= 500:
+		c.Pass("over a public connection, RCPT for %s got %s", attempt.recipient, summarize(reply))
+		return
+	case reply.Code >= 400:
+		c.Broken("over a public connection, RCPT for %s got %s, a temporary failure, so a client may retry the relay", attempt.recipient, summarize(reply))
+		return
+	case attempt.sink == nil:
+		c.Skip("the server accepted RCPT for %s over a public connection (%s); following the message to a next hop needs --dns serve, because only the suite's DNS server routes a domain to the suite's AMTP sink",
+			attempt.recipient, summarize(reply))
+		return
+	}
+
+	m := c.newMessage()
+	tx, err := attempt.session.finishData(m.data())
+	if err != nil {
+		c.Error("the server accepted RCPT for %s over a public connection, then gave no reply to %s: %s", attempt.recipient, tx.stage, describe(err))
+		return
+	}
+	if !tx.accepted {
+		c.Pass("over a public connection, RCPT for %s got %s, but the message was then rejected: %s", attempt.recipient, summarize(reply), tx)
+		return
+	}
+
+	ctx, cancel := c.stepContext()
+	defer cancel()
+	relayed, err := attempt.sink.Server.Wait(ctx, func(t sink.Transaction) bool {
+		return bytes.Contains(t.Data, []byte(m.token))
+	})
+	if err != nil {
+		// NOTE: a server that queues the message for longer than the step
+		// timeout before it relays passes here; a longer --timeout widens
+		// the window.
+		c.Pass("the server accepted a message for %s over a public connection, but the suite's AMTP sink %s received nothing within %s",
+			attempt.recipient, attempt.sink, current().StepTimeout)
+		return
+	}
+	c.Observe("the sink received the relayed message %s", describeRelayed(relayed))
+	c.Broken("the server accepted a message for %s over a public connection and relayed it over another public connection, to the suite's AMTP sink %s, which its _amtp._tcp SRV record names",
+		attempt.recipient, attempt.sink)
+}
+
+// relayAttempt is a public session after MAIL and RCPT for a remote
+// domain.
+type relayAttempt struct {
+	session   *Session
+	recipient string
+	reply     probe.Reply
+	// sink is the suite's AMTP sink that the recipient's domain routes to,
+	// or nil when the run has none.
+	sink *RelaySink
+}
+
+// publicRelayRCPT opens a public session and sends MAIL and RCPT for an
+// address at the sink's domain, or for remoteRecipient when the run has
+// no sink. It records an error and returns ok false on failure.
+func (c *Check) publicRelayRCPT() (relayAttempt, bool) {
+	attempt := relayAttempt{recipient: remoteRecipient, sink: current().Sink}
+	if attempt.sink != nil {
+		attempt.recipient = "postmaster@" + attempt.sink.Domain
+	}
 	s := c.open("RCPT for a remote domain")
 	if s == nil {
-		return probe.Reply{}, false
+		return attempt, false
 	}
+	attempt.session = s
 	mail, err := s.Cmd(mailCommand("MPC=per/individual"))
 	if err != nil {
 		c.Error("no reply to MAIL: %s", describe(err))
-		return probe.Reply{}, false
+		return attempt, false
 	}
 	if mail.Code != 250 {
 		c.Error("precondition failed: MAIL with MPC=per/individual got %s", summarize(mail))
-		return probe.Reply{}, false
+		return attempt, false
 	}
-	reply, err := s.Cmd("RCPT TO:<" + remoteRecipient + ">")
+	reply, err := s.Cmd("RCPT TO:<" + attempt.recipient + ">")
 	if err != nil {
 		c.Error("no reply to RCPT: %s", describe(err))
-		return probe.Reply{}, false
+		return attempt, false
 	}
-	s.reset()
-	return reply, true
+	attempt.reply = reply
+	return attempt, true
+}
+
+// finishData sends DATA and data after the recipients were accepted.
+func (s *Session) finishData(data []byte) (transaction, error) {
+	reply, err := s.Cmd("DATA")
+	if err != nil {
+		return transaction{stage: "DATA"}, err
+	}
+	if reply.Code != 354 {
+		return transaction{stage: "DATA", reply: reply}, nil
+	}
+	if err := s.Send(data); err != nil {
+		return transaction{stage: "end of data"}, err
+	}
+	reply, err = s.Read()
+	if err != nil {
+		return transaction{stage: "end of data"}, err
+	}
+	return transaction{stage: "end of data", reply: reply, accepted: reply.Code == 250}, nil
+}
+
+// describeRelayed returns the facts of a transaction at a sink for a
+// reason.
+func describeRelayed(t sink.Transaction) string {
+	return fmt.Sprintf("from %s (client certificate CN %q, EHLO %s): %s", t.Source, t.ClientCN, t.EHLO, t.MailCommand)
 }
