@@ -4,19 +4,22 @@
 #
 # Usage: conformance/repeat.sh [RUNS]
 #
-#   RUNS  number of runs, 20 unless given. One run took 6 to 7 seconds on
-#         a 2-core Linux VM, so 20 runs take about 2 minutes.
+#   RUNS  number of runs, 20 unless given. See docs/benchmarks.md or the
+#         script's own output for the time of one run.
 #
 # The script builds amtpd and amtpkit from this checkout into a temporary
 # folder and creates a test PKI there with "amtpkit pki init". It starts
 # one amtpd with a public and a private listener on 127.0.0.1, on ports
 # that the system chooses, with a Maildir and the suite's DNS server as
-# its resolver. It then runs the whole suite RUNS times with
-# --private-target and --maildir, and compares the verdict of every clause
+# its resolver, a command timeout of 5 seconds, a gateway route to the
+# suite's plain SMTP sink and a private route to its private sink. It then
+# runs the whole suite RUNS times with --private-target, --maildir,
+# --gateway-sink, --private-sink and --server-timeout, and compares the verdict of every clause
 # and the exit status of each run with those of the first run. Reasons,
 # transcripts and timings are not compared, because they contain tokens,
 # ports and durations that change from run to run. There is no IPv6
-# listener, so 4.2-ipv6-equivalent-tests is skipped in every run.
+# listener, so 4.2-ipv6-equivalent-tests is skipped in every run, and the
+# short command timeout makes rfc5321-4.5.3.2.7-server-timeout warn.
 #
 # Exit status: 0 when every run matches the first, 1 when a run differs,
 # 2 when the set-up fails (a build, the PKI, or amtpd does not start).
@@ -87,17 +90,28 @@ port_in_use() {
 	[[ -n $(ss -Hlntu "sport = :$1" 2>/dev/null) ]]
 }
 
-dns_listen=${DNS_LISTEN:-}
-if [[ -z $dns_listen ]]; then
+# free_addr prints 127.0.0.1:PORT for a port in 20000-59999 that no
+# socket listens on and that differs from the arguments.
+free_addr() {
+	local port addr
 	for _ in $(seq 1 50); do
 		port=$((20000 + RANDOM % 40000))
-		if ! port_in_use "$port"; then
-			dns_listen=127.0.0.1:$port
-			break
+		addr=127.0.0.1:$port
+		if ! port_in_use "$port" && [[ " $* " != *" $addr "* ]]; then
+			echo "$addr"
+			return 0
 		fi
 	done
-	[[ -n $dns_listen ]] || fail_setup "found no free port for the DNS server; set DNS_LISTEN"
+	return 1
+}
+
+dns_listen=${DNS_LISTEN:-}
+if [[ -z $dns_listen ]]; then
+	dns_listen=$(free_addr) || fail_setup "found no free port for the DNS server; set DNS_LISTEN"
 fi
+gateway_sink=$(free_addr "$dns_listen") || fail_setup "found no free port for the gateway sink"
+private_sink=$(free_addr "$dns_listen" "$gateway_sink") || fail_setup "found no free port for the private sink"
+server_timeout=5s
 
 echo "repeat.sh: building amtpd and amtpkit into $work/bin"
 (cd "$repo" && "$go_cmd" build -o "$work/bin/" ./cmd/amtpd ./cmd/amtpkit) || fail_setup "the build failed"
@@ -113,6 +127,8 @@ server_key=$(pki_path '.certificates[] | select(.name == "server") | .key')
 server_cn=$(jq -r '.certificates[] | select(.name == "server") | .cn' "$work/pki/manifest.json")
 public_ca=$(pki_path '.cas[] | select(.name == "public-ca") | .cert')
 private_ca=$(pki_path '.cas[] | select(.name == "private-ca") | .cert')
+private_client_cert=$(pki_path '.certificates[] | select(.name == "private-client") | .cert')
+private_client_key=$(pki_path '.certificates[] | select(.name == "private-client") | .key')
 users=$(pki_path '.users_file')
 domain=$(jq -r '.domain' "$work/pki/manifest.json")
 
@@ -141,8 +157,22 @@ mailboxes = ["alice", "bob"]
 maildir = "$work/maildir"
 [queue]
 dir = "$work/spool"
+[limits]
+command_timeout = "$server_timeout"
 [log]
 level = "info"
+[[route]]
+domain = "gateway.$domain"
+kind = "gateway"
+smarthost = "$gateway_sink"
+[[route]]
+domain = "private-sink.$domain"
+kind = "private"
+smarthost = "$private_sink"
+server_name = "private-sink.$domain"
+cert = "$private_client_cert"
+key = "$private_client_key"
+server_ca = ["$private_ca"]
 EOF
 
 "$work/bin/amtpd" --config "$work/amtpd.toml" >"$work/amtpd.out" 2>"$work/amtpd.log" &
@@ -177,6 +207,7 @@ for run in $(seq 1 "$runs"); do
 	status=0
 	${limit[@]+"${limit[@]}"} "$amtpkit" conform --target "$public" --private-target "$private" --pki "$work/pki" \
 		--maildir "$work/maildir" --dns-listen "$dns_listen" --timeout "$step_timeout" \
+		--gateway-sink "$gateway_sink" --private-sink "$private_sink" --server-timeout "$server_timeout" \
 		--json "$json" >"$work/run-$run.out" 2>"$work/run-$run.err" || status=$?
 
 	verdicts=$work/verdicts-$run.txt

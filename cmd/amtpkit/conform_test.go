@@ -35,23 +35,39 @@ const conformRunTimeout = 2 * time.Minute
 var relayClauses = []string{
 	"4.4.4-mpc-value-preserved",
 	"4.4.4-no-header-on-amtp-relay",
+	"4.4.4-header-inserted-on-non-amtp-relay",
+	"5.1-relay-over-private-connections",
 	"5.2-no-rewrite",
 	"6.4-bounces-net-autoresponse",
 }
 
-// conformStage is a PKI in a temporary folder and a free loopback port for
-// the suite's DNS server.
+// conformStage is a PKI in a temporary folder, a free loopback port for
+// the suite's DNS server and free ports for the sinks that amtpd reaches
+// by its routes.
 type conformStage struct {
-	dir       string
-	manifest  *pki.Manifest
-	dnsListen string
+	dir         string
+	manifest    *pki.Manifest
+	dnsListen   string
+	gatewaySink string
+	privateSink string
 }
+
+// amtpdCommandTimeout is the command_timeout of the amtpd of these tests,
+// short so that the idle-timeout checks take seconds.
+const amtpdCommandTimeout = "5s"
 
 func newConformStage() *conformStage {
 	dir := GinkgoT().TempDir()
 	m, err := pki.Init(pki.Options{Dir: filepath.Join(dir, "pki")})
 	Expect(err).NotTo(HaveOccurred())
-	return &conformStage{dir: dir, manifest: m, dnsListen: freeUDPAndTCPAddr()}
+	return &conformStage{dir: dir, manifest: m, dnsListen: freeUDPAndTCPAddr(),
+		gatewaySink: freeUDPAndTCPAddr(), privateSink: freeUDPAndTCPAddr()}
+}
+
+// sinkArgs returns the conform options that start the route sinks and
+// name amtpd's command timeout.
+func (st *conformStage) sinkArgs() []string {
+	return []string{"--gateway-sink", st.gatewaySink, "--private-sink", st.privateSink, "--server-timeout", amtpdCommandTimeout}
 }
 
 // freeUDPAndTCPAddr returns a 127.0.0.1 address whose port was free for
@@ -86,6 +102,8 @@ var conformListenerLine = regexp.MustCompile(`amtpd: (public|private) listener o
 func (st *conformStage) startConformAmtpd(amtpdPath string, ipv6 bool) *conformAmtpd {
 	m := st.manifest
 	server, err := m.Cert(pki.CertServer)
+	Expect(err).NotTo(HaveOccurred())
+	privateClient, err := m.Cert(pki.CertPrivateClient)
 	Expect(err).NotTo(HaveOccurred())
 	caPath := func(name string) string {
 		for _, ca := range m.CAs {
@@ -128,10 +146,26 @@ mailboxes = ["alice", "bob"]
 maildir = %q
 [queue]
 dir = %q
+[limits]
+command_timeout = %q
 [log]
 level = "info"
+[[route]]
+domain = "gateway.%s"
+kind = "gateway"
+smarthost = %q
+[[route]]
+domain = "private-sink.%s"
+kind = "private"
+smarthost = %q
+server_name = "private-sink.%s"
+cert = %q
+key = %q
+server_ca = [%q]
 `, server.CN, m.Path(server.Cert), m.Path(server.Key), st.dnsListen, publicListen, caPath(pki.PublicCA),
-		caPath(pki.PrivateCA), m.Path(m.UsersFile), m.Domain, maildir, filepath.Join(st.dir, "spool"))
+		caPath(pki.PrivateCA), m.Path(m.UsersFile), m.Domain, maildir, filepath.Join(st.dir, "spool"), amtpdCommandTimeout,
+		m.Domain, st.gatewaySink, m.Domain, st.privateSink, m.Domain,
+		m.Path(privateClient.Cert), m.Path(privateClient.Key), caPath(pki.PrivateCA))
 	configPath := filepath.Join(st.dir, "amtpd.toml")
 	Expect(os.WriteFile(configPath, []byte(config), 0o644)).To(Succeed())
 
@@ -231,8 +265,8 @@ var _ = Describe("conform", Ordered, func() {
 		})
 
 		It("passes every server clause that applies", func() {
-			run, r := st.runConformAgainst(amtpkitPath, srv.public,
-				"--private-target", srv.private, "--maildir", srv.maildir, "--timeout", "3s")
+			args := append([]string{"--private-target", srv.private, "--maildir", srv.maildir, "--timeout", "3s"}, st.sinkArgs()...)
+			run, r := st.runConformAgainst(amtpkitPath, srv.public, args...)
 			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
 			Expect(run.elapsed).To(BeNumerically("<", time.Minute))
 			Expect(run.stdout).To(ContainSubstring("JSON result: " + run.jsonPath))
@@ -240,8 +274,10 @@ var _ = Describe("conform", Ordered, func() {
 			// amtpd serves only NOOP and QUIT before EHLO, on purpose (the
 			// interpretations page, item 10), which is a warning. It counts a
 			// repeated recipient once, so the recipient limit check finds no
-			// limit, and this run has no IPv6 listener.
-			allowedWarnings := []string{"rfc5321-4.1.4-commands-before-ehlo"}
+			// limit, and this run has no IPv6 listener. Its command timeout
+			// is 5 seconds, below the 5 minutes of RFC 5321, so that the
+			// idle check takes seconds.
+			allowedWarnings := []string{"rfc5321-4.1.4-commands-before-ehlo", "rfc5321-4.5.3.2.7-server-timeout"}
 			allowedSkips := []string{"4.2-ipv6-equivalent-tests", "rfc5321-4.5.3.1.10-too-many-recipients-452"}
 			checked := 0
 			for _, c := range specClauses(r) {

@@ -55,7 +55,7 @@ var section5 = []Clause{
 		Role:    RoleServer,
 		Text:    "When an MTA determines that an MPC value is incorrect, invalid, or otherwise unacceptable, it MUST NOT relay or deliver the message.",
 		Source:  SourceDraft,
-		Wire:    "Send one message with an MPC value that one recipient's policy denies and another's allows; the denied recipient's watched Maildir must receive no copy.",
-		Notes:   "The sentence does not say whether a value unacceptable to one recipient makes the whole message undeliverable; the suite reads it per recipient, as section 4.4.3 allows rejecting at a particular RCPT.",
+		Wire:    "Send messages with an undefined MPC value and with a value that the server's EHLO declarations deny, in lower and in mixed case; whatever the server replies, the watched Maildir must receive no copy.",
+		Notes:   "The sentence does not say whether a value unacceptable to one recipient makes the whole message undeliverable; the suite reads it per recipient, as section 4.4.3 allows rejecting at a particular RCPT, and sends each message to one recipient.",
 	},
 }

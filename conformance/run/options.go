@@ -61,6 +61,18 @@ type Options struct {
 	// Recipient is a local address the server accepts; it defaults to
 	// postmaster at the PKI's domain.
 	Recipient string
+	// GatewaySink is the loopback IP:PORT of the suite's plain SMTP sink;
+	// the server under test must route gateway.<domain> to it as a
+	// non-AMTP next hop. Empty skips the checks that need it.
+	GatewaySink string
+	// PrivateSink is the loopback IP:PORT of the suite's private AMTP
+	// sink; the server under test must route private-sink.<domain> to it
+	// over a private network connection. Empty skips the checks that need
+	// it.
+	PrivateSink string
+	// ServerTimeout is the command timeout the server under test is
+	// configured with. Zero skips the checks that wait for it.
+	ServerTimeout time.Duration
 	// Strict demands the draft's literal reading where the project's
 	// interpretations accept several behaviours.
 	Strict bool
@@ -104,9 +116,14 @@ func (o Options) withDefaults() (Options, error) {
 		return o, invalidf("DNS mode %q is unknown; use %q or %q", o.DNSMode, DNSServe, DNSExternal)
 	case o.StepTimeout < 100*time.Millisecond:
 		return o, invalidf("step timeout %s is too short; use at least 100ms", o.StepTimeout)
+	case o.ServerTimeout < 0:
+		return o, invalidf("server timeout %s is negative; pass the server's command timeout, such as 5m", o.ServerTimeout)
+	case o.GatewaySink != "" && o.GatewaySink == o.PrivateSink:
+		return o, invalidf("--gateway-sink and --private-sink are both %q; give each sink its own port", o.GatewaySink)
 	}
 	for _, target := range []struct{ name, value string }{
 		{"--target", o.Target}, {"--target6", o.Target6}, {"--private-target", o.PrivateTarget},
+		{"--gateway-sink", o.GatewaySink}, {"--private-sink", o.PrivateSink},
 	} {
 		if err := checkLoopbackAddr(target.name, target.value); err != nil {
 			return o, err

@@ -108,8 +108,16 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 		Recipient:     opts.Recipient,
 		Strict:        opts.Strict,
 		StepTimeout:   opts.StepTimeout,
+		ServerTimeout: opts.ServerTimeout,
 		RunID:         newRunID(),
 	}
+
+	routes, err := startRouteSinks(manifest, opts.GatewaySink, opts.PrivateSink)
+	if err != nil {
+		return nil, err
+	}
+	defer routes.Close()
+	cfg.GatewaySink, cfg.PrivateSink = routes.gateway, routes.private
 
 	dnsCtx, stopDNS := context.WithCancel(context.Background())
 	defer stopDNS()

@@ -39,7 +39,7 @@ func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 		{"sink-deny." + m.Domain, sink.Config{MPCLines: []string{"MPC DENY=*/optout"}, RCPTReply: sinkDeniedReply}, &sinks.denying},
 	}
 	for _, setup := range setups {
-		cert, err := sink.IssueCertificate(m, setup.domain, loopback)
+		cert, err := sink.IssueCertificate(m, pki.PublicCA, setup.domain, loopback)
 		if err != nil {
 			sinks.Close()
 			return nil, err
@@ -64,9 +64,72 @@ func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 
 // Close stops the sinks.
 func (s *relaySinks) Close() error {
+	return closeAll(s.servers)
+}
+
+func closeAll(servers []*sink.Server) error {
 	var errs []error
-	for _, server := range s.servers {
+	for _, server := range servers {
 		errs = append(errs, server.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Domains of the sinks that the server under test reaches by a configured
+// route, below the PKI's domain.
+const (
+	GatewaySinkLabel = "gateway"
+	PrivateSinkLabel = "private-sink"
+)
+
+// routeSinks are the sinks that the server under test reaches by routes
+// its operator configures, not by the suite's DNS: a plain SMTP sink as a
+// non-AMTP next hop, and an AMTP sink with a private-CA certificate as the
+// next hop of a private network connection.
+type routeSinks struct {
+	gateway, private *specs.RelaySink
+	servers          []*sink.Server
+}
+
+// startRouteSinks starts the sinks whose listen addresses are set. The
+// gateway sink speaks plain SMTP for gateway.<domain>. The private sink
+// serves a certificate from the PKI's private CA for private-sink.<domain>
+// and the address it listens on.
+func startRouteSinks(m *pki.Manifest, gatewayListen, privateListen string) (*routeSinks, error) {
+	sinks := &routeSinks{}
+	if gatewayListen != "" {
+		domain := GatewaySinkLabel + "." + m.Domain
+		server, err := sink.Start(sink.Config{Listen: gatewayListen, Hostname: domain, PlainText: true})
+		if err != nil {
+			return nil, fmt.Errorf("%w; pass another --gateway-sink", err)
+		}
+		sinks.servers = append(sinks.servers, server)
+		sinks.gateway = &specs.RelaySink{Domain: domain, Server: server}
+	}
+	if privateListen != "" {
+		domain := PrivateSinkLabel + "." + m.Domain
+		addr, err := netip.ParseAddrPort(privateListen)
+		if err != nil {
+			sinks.Close()
+			return nil, invalidf("--private-sink %q is not IP:PORT: %v", privateListen, err)
+		}
+		cert, err := sink.IssueCertificate(m, pki.PrivateCA, domain, addr.Addr())
+		if err != nil {
+			sinks.Close()
+			return nil, err
+		}
+		server, err := sink.Start(sink.Config{Listen: privateListen, Hostname: domain, Certificate: cert})
+		if err != nil {
+			sinks.Close()
+			return nil, fmt.Errorf("%w; pass another --private-sink", err)
+		}
+		sinks.servers = append(sinks.servers, server)
+		sinks.private = &specs.RelaySink{Domain: domain, Server: server}
+	}
+	return sinks, nil
+}
+
+// Close stops the sinks.
+func (s *routeSinks) Close() error {
+	return closeAll(s.servers)
 }

@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,36 +22,55 @@ var errLineTooLong = errors.New("line too long")
 // session is one client connection.
 type session struct {
 	server   *Server
-	conn     *tls.Conn
+	conn     net.Conn
 	reader   *bufio.Reader
 	deadline time.Time
 
-	ehlo     string
-	clientCN string
+	ehlo        string
+	clientCN    string
+	clientChain []*x509.Certificate
+	commands    []string
 	// tx is the transaction in progress, nil before MAIL.
 	tx *Transaction
 }
 
 func (s *Server) serve(raw net.Conn) {
 	log := s.cfg.Logger.With("peer", raw.RemoteAddr().String())
-	conn := tls.Server(raw, s.tls)
-	ses := &session{server: s, conn: conn, deadline: time.Now().Add(s.cfg.SessionTimeout)}
+	ses := &session{server: s, conn: raw, deadline: time.Now().Add(s.cfg.SessionTimeout)}
+	started := time.Now()
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommandTimeout)
-	err := conn.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		log.Info("AMTP sink TLS handshake failed", "error", err)
-		return
+	if !s.cfg.PlainText {
+		conn := tls.Server(raw, s.tls)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommandTimeout)
+		err := conn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			log.Info("AMTP sink TLS handshake failed", "error", err)
+			return
+		}
+		ses.clientChain = conn.ConnectionState().PeerCertificates
+		if len(ses.clientChain) > 0 {
+			ses.clientCN = ses.clientChain[0].Subject.CommonName
+		}
+		ses.conn = conn
 	}
-	if certs := conn.ConnectionState().PeerCertificates; len(certs) > 0 {
-		ses.clientCN = certs[0].Subject.CommonName
-	}
-	ses.reader = bufio.NewReaderSize(conn, s.cfg.MaxLineLength)
+	ses.reader = bufio.NewReaderSize(ses.conn, s.cfg.MaxLineLength)
 
-	if err := ses.run(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	err := ses.run()
+	s.storeSession(SessionRecord{
+		Source:      ses.source(),
+		ClientCN:    ses.clientCN,
+		ClientChain: ses.clientChain,
+		Commands:    ses.commands,
+		Started:     started,
+	})
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		log.Info("AMTP sink session ended with an error", "error", err, "client_cn", ses.clientCN)
 	}
+}
+
+func (ses *session) source() netip.AddrPort {
+	return ses.conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 }
 
 func (ses *session) reply(line string) error {
@@ -114,6 +136,9 @@ func (ses *session) run() error {
 		}
 		if err != nil {
 			return err
+		}
+		if len(ses.commands) < MaxSessionCommands {
+			ses.commands = append(ses.commands, line)
 		}
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
@@ -191,7 +216,8 @@ func (ses *session) mail(line, arg string) error {
 		ReversePath:    path,
 		MailParameters: params,
 		ClientCN:       ses.clientCN,
-		Source:         ses.conn.RemoteAddr().(*net.TCPAddr).AddrPort(),
+		ClientChain:    ses.clientChain,
+		Source:         ses.source(),
 	}
 	return ses.reply("250 2.1.0 OK")
 }
@@ -251,6 +277,7 @@ func (ses *session) data() error {
 	}
 
 	tx := *ses.tx
+	tx.Commands = slices.Clone(ses.commands)
 	ses.tx = nil
 	switch {
 	case tooLong:

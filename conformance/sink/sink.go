@@ -1,9 +1,12 @@
 // Package sink is an AMTP server that takes the mail a server under test
 // relays, so that the conformance suite can look at the relayed
 // envelope and data. It listens with implicit TLS and requests a client
-// certificate without verifying it. It records the EHLO argument, the MAIL command with its parameters as sent, the
-// recipients, the data after dot-unstuffing, the client certificate's
-// CN and the source address of every transaction. It delivers nothing.
+// certificate without verifying it, or, with Config.PlainText, speaks
+// plain SMTP as a non-AMTP next hop does. It records the EHLO argument,
+// the MAIL command with its parameters as sent, the recipients, the data
+// after dot-unstuffing, the client certificate chain and the source
+// address of every transaction, and the commands of every session. It
+// delivers nothing.
 //
 // Every input is bounded: the line length, the message size, the number
 // of recipients, sessions and stored transactions, and the time of each
@@ -13,6 +16,7 @@ package sink
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +59,11 @@ type Config struct {
 	Listen string
 	// Hostname is the name in the greeting and the EHLO reply.
 	Hostname string
-	// Certificate is the server certificate.
+	// Certificate is the server certificate. PlainText sinks need none.
 	Certificate tls.Certificate
+	// PlainText makes the sink a plain SMTP server without TLS, the next
+	// hop of a gateway route to a non-AMTP server.
+	PlainText bool
 	// MPCLines are the MPC declaration lines of the EHLO reply, such as
 	// "MPC DENY=*/optout", sent as they are.
 	MPCLines []string
@@ -133,11 +140,32 @@ type Transaction struct {
 	Data []byte
 	// ClientCN is the CN of the client certificate, empty without one.
 	ClientCN string
+	// ClientChain is the certificate chain the client presented, leaf
+	// first, unverified.
+	ClientChain []*x509.Certificate
+	// Commands are the command lines of the session up to this
+	// transaction's DATA, without CRLF, at most MaxSessionCommands.
+	Commands []string
 	Source   netip.AddrPort
 	// Reply is the reply the sink sent at the end of data.
 	Reply    string
 	Received time.Time
 }
+
+// SessionRecord is one client session, stored when it ends, whether or
+// not it reached a transaction.
+type SessionRecord struct {
+	Source      netip.AddrPort
+	ClientCN    string
+	ClientChain []*x509.Certificate
+	// Commands are the command lines in order, without CRLF, at most
+	// MaxSessionCommands.
+	Commands []string
+	Started  time.Time
+}
+
+// MaxSessionCommands is the number of command lines kept per session.
+const MaxSessionCommands = 200
 
 // MailParameter returns the value of the MAIL parameter name, compared
 // without regard to case, as sent. A parameter without "=" has the value
@@ -163,6 +191,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	transactions []Transaction
+	sessions     []SessionRecord
 	// changed is closed and replaced when a transaction is stored.
 	changed chan struct{}
 	conns   map[net.Conn]struct{}
@@ -172,7 +201,7 @@ type Server struct {
 // Start listens on cfg.Listen and serves sessions until Close.
 func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.Certificate.Certificate) == 0 {
+	if len(cfg.Certificate.Certificate) == 0 && !cfg.PlainText {
 		return nil, errors.New("start the AMTP sink: missing server certificate; set Config.Certificate")
 	}
 	listener, err := net.Listen("tcp", cfg.Listen)
@@ -197,7 +226,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.accept()
-	cfg.Logger.Info("AMTP sink started", "addr", listener.Addr().String(), "hostname", cfg.Hostname)
+	cfg.Logger.Info("AMTP sink started", "addr", listener.Addr().String(), "hostname", cfg.Hostname, "plain_text", cfg.PlainText)
 	return s, nil
 }
 
@@ -218,16 +247,37 @@ func (s *Server) Transactions() []Transaction {
 	return append([]Transaction(nil), s.transactions...)
 }
 
+// Sessions returns the records of the ended sessions, oldest first.
+func (s *Server) Sessions() []SessionRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SessionRecord(nil), s.sessions...)
+}
+
+// WaitSession returns the first session record for which match returns
+// true, waiting until one arrives or ctx ends.
+func (s *Server) WaitSession(ctx context.Context, match func(SessionRecord) bool) (SessionRecord, error) {
+	return waitFor(ctx, s, func() []SessionRecord { return s.sessions }, match)
+}
+
 // Wait returns the first stored transaction for which match returns true,
 // waiting until one arrives or ctx ends.
 func (s *Server) Wait(ctx context.Context, match func(Transaction) bool) (Transaction, error) {
+	return waitFor(ctx, s, func() []Transaction { return s.transactions }, match)
+}
+
+// waitFor returns the first element of list() for which match returns
+// true. It calls list with s.mu held, and waits for the next store until
+// one matches or ctx ends.
+func waitFor[T any](ctx context.Context, s *Server, list func() []T, match func(T) bool) (T, error) {
+	var zero T
 	for {
 		s.mu.Lock()
 		changed := s.changed
-		for _, t := range s.transactions {
-			if match(t) {
+		for _, item := range list() {
+			if match(item) {
 				s.mu.Unlock()
-				return t, nil
+				return item, nil
 			}
 		}
 		s.mu.Unlock()
@@ -235,9 +285,9 @@ func (s *Server) Wait(ctx context.Context, match func(Transaction) bool) (Transa
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return Transaction{}, ctx.Err()
+			return zero, ctx.Err()
 		case <-s.done:
-			return Transaction{}, errors.New("the AMTP sink was closed")
+			return zero, errors.New("the AMTP sink was closed")
 		}
 	}
 }
@@ -319,10 +369,27 @@ func (s *Server) untrack(conn net.Conn) {
 func (s *Server) store(t Transaction) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.transactions = append(s.transactions, t)
-	if len(s.transactions) > s.cfg.MaxStored {
-		s.transactions = s.transactions[len(s.transactions)-s.cfg.MaxStored:]
-	}
+	s.transactions = keepLast(append(s.transactions, t), s.cfg.MaxStored)
+	s.wake()
+}
+
+// storeSession keeps r and wakes the waiters.
+func (s *Server) storeSession(r SessionRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions = keepLast(append(s.sessions, r), s.cfg.MaxStored)
+	s.wake()
+}
+
+// wake wakes the waiters; s.mu must be held.
+func (s *Server) wake() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+func keepLast[T any](list []T, max int) []T {
+	if len(list) > max {
+		return list[len(list)-max:]
+	}
+	return list
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ import (
 // client is a test client of the sink with a 5-second deadline on each
 // step.
 type client struct {
-	conn   *tls.Conn
+	conn   net.Conn
 	reader *bufio.Reader
 }
 
@@ -34,6 +35,16 @@ func dialSink(s *sink.Server, m *pki.Manifest, certName string) *client {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	conn, err := tls.Dial("tcp", s.Addr().String(), cfg)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(conn.Close)
+	c := &client{conn: conn, reader: bufio.NewReader(conn)}
+	Expect(c.read()).To(HavePrefix("220 "))
+	return c
+}
+
+// dialPlain connects to a plain-text sink without TLS.
+func dialPlain(s *sink.Server) *client {
+	conn, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(conn.Close)
 	c := &client{conn: conn, reader: bufio.NewReader(conn)}
@@ -78,7 +89,7 @@ var _ = Describe("Sink", func() {
 	})
 
 	start := func(cfg sink.Config) *sink.Server {
-		cert, err := sink.IssueCertificate(manifest, host, netip.MustParseAddr("127.0.0.1"))
+		cert, err := sink.IssueCertificate(manifest, pki.PublicCA, host, netip.MustParseAddr("127.0.0.1"))
 		Expect(err).NotTo(HaveOccurred())
 		cfg.Certificate = cert
 		cfg.Hostname = host
@@ -115,6 +126,65 @@ var _ = Describe("Sink", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(tx.ClientCN).To(Equal(client.CN))
 		Expect(tx.Source.Addr().IsLoopback()).To(BeTrue())
+	})
+
+	It("records the client chain and the session's commands", func() {
+		s := start(sink.Config{})
+		c := dialSink(s, manifest, pki.CertClient)
+		Expect(c.cmd("NOOP")).To(HavePrefix("250 "))
+		Expect(c.cmd("EHLO relay.example.test")).To(HavePrefix("250"))
+		Expect(c.cmd("MAIL FROM:<a@example.test> MPC=ngo/optin")).To(HavePrefix("250 "))
+		Expect(c.cmd("RCPT TO:<someone@" + host + ">")).To(HavePrefix("250 "))
+		Expect(c.cmd("DATA")).To(HavePrefix("354 "))
+		Expect(c.cmd("x\r\n.")).To(HavePrefix("250 "))
+		Expect(c.cmd("QUIT")).To(HavePrefix("221 "))
+
+		tx := s.Transactions()[0]
+		Expect(tx.Commands).To(Equal([]string{"NOOP", "EHLO relay.example.test", "MAIL FROM:<a@example.test> MPC=ngo/optin", "RCPT TO:<someone@" + host + ">", "DATA"}))
+		Expect(tx.ClientChain).NotTo(BeEmpty())
+		roots, err := manifest.CAPool(pki.PublicCA)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = tx.ClientChain[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		Expect(err).NotTo(HaveOccurred())
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		record, err := s.WaitSession(ctx, func(r sink.SessionRecord) bool { return len(r.Commands) > 0 })
+		Expect(err).NotTo(HaveOccurred())
+		Expect(record.Commands).To(HaveLen(6))
+		Expect(record.Commands[5]).To(Equal("QUIT"))
+		Expect(record.ClientCN).To(Equal(tx.ClientCN))
+	})
+
+	It("records a session that quits before MAIL", func() {
+		s := start(sink.Config{MPCLines: []string{"MPC DENY=*/optout"}})
+		c := dialSink(s, manifest, pki.CertClient)
+		Expect(c.cmd("EHLO relay.example.test")).To(HavePrefix("250"))
+		Expect(c.cmd("QUIT")).To(HavePrefix("221 "))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		record, err := s.WaitSession(ctx, func(sink.SessionRecord) bool { return true })
+		Expect(err).NotTo(HaveOccurred())
+		Expect(record.Commands).To(Equal([]string{"EHLO relay.example.test", "QUIT"}))
+		Expect(s.Transactions()).To(BeEmpty())
+	})
+
+	It("speaks plain SMTP without a certificate when asked", func() {
+		s, err := sink.Start(sink.Config{PlainText: true, Hostname: "gateway.example.test"})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(s.Close)
+		c := dialPlain(s)
+		Expect(c.cmd("EHLO relay.example.test")).To(HavePrefix("250-gateway.example.test"))
+		Expect(c.cmd("MAIL FROM:<a@example.test>")).To(HavePrefix("250 "))
+		Expect(c.cmd("RCPT TO:<someone@gateway.example.test>")).To(HavePrefix("250 "))
+		Expect(c.cmd("DATA")).To(HavePrefix("354 "))
+		Expect(c.cmd("MPC: com/confirmed\r\nSubject: x\r\n\r\nbody\r\n.")).To(HavePrefix("250 "))
+
+		tx := s.Transactions()[0]
+		Expect(string(tx.Data)).To(HavePrefix("MPC: com/confirmed\r\n"))
+		Expect(tx.ClientChain).To(BeEmpty())
+		Expect(tx.ClientCN).To(BeEmpty())
 	})
 
 	It("serves a certificate that chains to the public CA for its name and address", func() {

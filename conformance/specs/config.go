@@ -52,6 +52,15 @@ type Config struct {
 	// the server must bounce. Both are nil in DNS mode "external", because
 	// only the suite's DNS server routes their domains to them.
 	Sink, DenyingSink *RelaySink
+	// GatewaySink is a plain SMTP sink that the server under test routes
+	// its domain to as a non-AMTP next hop, and PrivateSink an AMTP sink
+	// with a private-CA certificate that it routes its domain to over a
+	// private network connection. Each is nil unless its listen address
+	// was given.
+	GatewaySink, PrivateSink *RelaySink
+	// ServerTimeout is the command timeout of the server under test, zero
+	// when not given.
+	ServerTimeout time.Duration
 }
 
 // RelaySink is an AMTP sink of the suite and the mail domain whose
@@ -120,11 +129,12 @@ func runCtx() context.Context {
 // specBudget is the maximum time of one spec. Each step has its own
 // timeout, and a check stops at the first step that times out, so the
 // budget stops a server that replies to each step just before the
+// timeout. The idle-timeout checks also wait for the server's command
 // timeout.
 //
 // NOTE: the recipient limit check sends up to 1000 commands. At the default
 // step timeout of 10 s the budget is 210 s, so a server that takes more
 // than about 200 ms per reply makes that check end with an error.
 func specBudget() time.Duration {
-	return 20*current().StepTimeout + 10*time.Second
+	return 20*current().StepTimeout + 10*time.Second + current().ServerTimeout
 }

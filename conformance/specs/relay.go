@@ -2,6 +2,7 @@ package specs
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 
@@ -59,6 +60,15 @@ func (c *Check) openAuthenticated(label string) *Session {
 // rejection of MAIL or RCPT and an error otherwise.
 func (c *Check) submitForRelay(sender, mpcValue, recipient string) (message, bool) {
 	s := c.openAuthenticated("relay of a message with MPC=" + mpcValue + " to " + recipient)
+	return c.submitOn(s, "the private listener", sender, mpcValue, recipient)
+}
+
+// submitOn sends a message with mpcValue from sender to recipient on s,
+// which the caller opened on the listener that where names, and then
+// quits. It returns ok false unless the server accepts the message, after
+// it records a skip for a permanent rejection of MAIL or RCPT and an error
+// otherwise. A nil s returns ok false at once.
+func (c *Check) submitOn(s *Session, where, sender, mpcValue, recipient string) (message, bool) {
 	if s == nil {
 		return message{}, false
 	}
@@ -71,10 +81,10 @@ func (c *Check) submitForRelay(sender, mpcValue, recipient string) (message, boo
 	switch {
 	case !tx.accepted && tx.reply.Code >= 500 && (tx.stage == "MAIL" || tx.stage == "RCPT"):
 		// A server that never relays cannot break the relay clauses.
-		c.Skip("the private listener does not relay a message with MPC=%s for %s: %s", mpcValue, recipient, tx)
+		c.Skip("%s does not relay a message with MPC=%s for %s: %s", where, mpcValue, recipient, tx)
 		return message{}, false
 	case !tx.accepted:
-		c.Error("precondition failed: the private listener did not accept a message with MPC=%s for %s: %s", mpcValue, recipient, tx)
+		c.Error("precondition failed: %s did not accept a message with MPC=%s for %s: %s", where, mpcValue, recipient, tx)
 		return message{}, false
 	}
 	s.Cmd("QUIT")
@@ -95,18 +105,59 @@ func (c *Check) relayToSink(mpcValue string) (sink.Transaction, bool) {
 	if !ok {
 		return sink.Transaction{}, false
 	}
+	tx, err := c.waitAtSink(target, m)
+	if err != nil {
+		c.Broken("the server accepted the message for %s but did not relay it to the suite's sink at %s within %s: %v",
+			recipient, target.Server.Addr(), current().StepTimeout, err)
+		return sink.Transaction{}, false
+	}
+	return tx, true
+}
 
+// waitAtSink waits up to the step timeout for m at target, and records
+// what the sink received as an observation.
+func (c *Check) waitAtSink(target *RelaySink, m message) (sink.Transaction, error) {
 	ctx, cancel := c.stepContext()
 	defer cancel()
 	tx, err := target.Server.Wait(ctx, func(t sink.Transaction) bool {
 		return bytes.Contains(t.Data, []byte(m.token))
 	})
 	if err != nil {
-		c.Broken("the server accepted the message for %s but did not relay it to the suite's sink at %s within %s: %v",
-			recipient, target.Server.Addr(), current().StepTimeout, err)
+		return sink.Transaction{}, err
+	}
+	c.Observe("the sink %s received the message %s", target, describeRelayed(tx))
+	return tx, nil
+}
+
+// relayByRoute submits a message with mpcValue for postmaster at the
+// domain of target, a sink that the server reaches by a route its
+// operator configures, and waits for it there. It submits on the public
+// listener when public is set, and otherwise on the private listener when
+// the run has one. flag is the option that starts the sink. It records a
+// skip or an error and returns ok false when the message does not arrive.
+func (c *Check) relayByRoute(target *RelaySink, flag string, public bool, mpcValue string) (sink.Transaction, bool) {
+	if target == nil {
+		c.Skip("needs %s and a route for its domain in the server under test; see 'amtpkit conform --help'", flag)
 		return sink.Transaction{}, false
 	}
-	c.Observe("the sink received the message %s", describeRelayed(tx))
+	recipient := "postmaster@" + target.Domain
+	sender := "conformance@" + current().PKI.Domain
+	var m message
+	var ok bool
+	if public || current().PrivateTarget == "" {
+		m, ok = c.submitOn(c.open("message with MPC="+mpcValue+" to "+recipient), "the public listener", sender, mpcValue, recipient)
+	} else {
+		m, ok = c.submitForRelay(sender, mpcValue, recipient)
+	}
+	if !ok {
+		return sink.Transaction{}, false
+	}
+	tx, err := c.waitAtSink(target, m)
+	if err != nil {
+		c.Error("the server accepted the message for %s, but the suite's sink %s did not receive it within %s; check the server's route for %s: %v",
+			recipient, target, current().StepTimeout, target.Domain, err)
+		return sink.Transaction{}, false
+	}
 	return tx, true
 }
 
@@ -132,4 +183,24 @@ func checkRelayedMPCParameter(c *Check, mpcValue string) {
 // String describes the sink for reasons.
 func (s *RelaySink) String() string {
 	return fmt.Sprintf("%s at %s", s.Domain, s.Server.Addr())
+}
+
+// chainsTo verifies the chain a client presented, leaf first, against
+// the PKI's CA caName at the current time. It accepts any extended key
+// usage, because the draft names none (docs/interpretations.md).
+func chainsTo(chain []*x509.Certificate, caName string) error {
+	roots, err := current().PKI.CAPool(caName)
+	if err != nil {
+		return fmt.Errorf("load the %s of the PKI: %w", caName, err)
+	}
+	intermediates := x509.NewCertPool()
+	for _, cert := range chain[1:] {
+		intermediates.AddCert(cert)
+	}
+	_, err = chain[0].Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: intermediates,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err
 }

@@ -67,6 +67,7 @@ func rfc5321Specs() {
 			}
 		})
 		clause("rfc5321-3.8-no-close-except", nil, checkNoClose)
+		clause("rfc5321-3.8-timeout-close-421", []string{"server-timeout"}, checkIdleClose)
 
 		clause("rfc5321-4.1.1.4-end-of-data", nil, checkEndOfData)
 		clause("rfc5321-4.1.1.4-no-bare-lf-lines", nil, checkBareLFLines)
@@ -168,6 +169,7 @@ func rfc5321Specs() {
 			}
 		})
 		clause("rfc5321-4.5.3.1.10-too-many-recipients-452", nil, checkRecipientLimit)
+		clause("rfc5321-4.5.3.2.7-server-timeout", []string{"server-timeout"}, checkCommandTimeout)
 	})
 }
 

@@ -37,6 +37,20 @@ func section4_4_4() {
 			c.Pass("the delivered message %s has exactly one MPC header field, per/individual", copies[0].Path)
 		})
 
+		clause("4.4.4-header-inserted-on-non-amtp-relay", []string{"gateway-sink"}, func(c *Check) {
+			const value = "com/confirmed"
+			tx, ok := c.relayByRoute(current().GatewaySink, "--gateway-sink", false, value)
+			if !ok {
+				return
+			}
+			relayed := maildir.Message{Path: "the message relayed to the plain SMTP sink " + current().GatewaySink.String(), Data: tx.Data}
+			if problem := mpcFieldProblem(relayed, value); problem != "" {
+				c.Broken("%s: %s", relayed.Path, problem)
+				return
+			}
+			c.Pass("the message relayed to the plain SMTP sink %s carries exactly one MPC header field, %s", current().GatewaySink, value)
+		})
+
 		clause("4.4.4-existing-header-searched", nil, func(c *Check) {
 			var last []string
 			for i := 1; i <= 43; i++ {
@@ -117,8 +131,7 @@ func checkValuePreserved(c *Check) {
 // unwantedMessage returns a message with the extra header lines, sent
 // with MPC=per/individual, that the server must not deliver.
 func (c *Check) unwantedMessage(label string, headers ...string) unwanted {
-	m := c.newMessage(headers...)
-	return unwanted{label: label, mpc: "per/individual", data: m.data(), token: m.token}
+	return c.unwantedWith(label, "per/individual", headers...)
 }
 
 // deliverOne sends one message with mpcValue in a new session and waits

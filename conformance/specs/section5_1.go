@@ -1,7 +1,6 @@
 package specs
 
 import (
-	"bytes"
 	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -24,6 +23,7 @@ const remoteRecipient = "postmaster@relay-check.invalid"
 func section5_1() {
 	Describe("5.1 Unauthorized Relay Prevention", func() {
 		clause("5.1-no-public-to-public-relay", nil, checkNoPublicRelay)
+		clause("5.1-relay-over-private-connections", []string{"private-sink"}, checkRelayOverPrivate)
 	})
 }
 
@@ -60,12 +60,7 @@ func checkNoPublicRelay(c *Check) {
 		return
 	}
 
-	ctx, cancel := c.stepContext()
-	defer cancel()
-	relayed, err := attempt.sink.Server.Wait(ctx, func(t sink.Transaction) bool {
-		return bytes.Contains(t.Data, []byte(m.token))
-	})
-	if err != nil {
+	if _, err := c.waitAtSink(attempt.sink, m); err != nil {
 		// NOTE: a server that queues the message for longer than the step
 		// timeout before it relays passes here; a longer --timeout widens
 		// the window.
@@ -73,9 +68,31 @@ func checkNoPublicRelay(c *Check) {
 			attempt.recipient, attempt.sink, current().StepTimeout)
 		return
 	}
-	c.Observe("the sink received the relayed message %s", describeRelayed(relayed))
 	c.Broken("the server accepted a message for %s over a public connection and relayed it over another public connection, to the suite's AMTP sink %s, which its _amtp._tcp SRV record names",
 		attempt.recipient, attempt.sink)
+}
+
+// checkRelayOverPrivate submits a message over a public connection for
+// the domain of the suite's private sink, which the server's operator
+// routes to the sink over a private network connection, and checks that
+// the client certificate the server presents there chains to the PKI's
+// private CA.
+func checkRelayOverPrivate(c *Check) {
+	tx, ok := c.relayByRoute(current().PrivateSink, "--private-sink", true, "per/individual")
+	if !ok {
+		return
+	}
+	if len(tx.ClientChain) == 0 {
+		c.Broken("the server relayed a message that arrived over a public connection to the private sink %s without a client certificate", current().PrivateSink)
+		return
+	}
+	if err := chainsTo(tx.ClientChain, privateCA); err != nil {
+		c.Broken("the server relayed a message that arrived over a public connection with the client certificate %q, which does not chain to the PKI's private CA, so the hop is not a private network connection: %v",
+			tx.ClientChain[0].Subject.CommonName, err)
+		return
+	}
+	c.Pass("the server relayed a message that arrived over a public connection to the private sink with the client certificate %q from the PKI's private CA",
+		tx.ClientChain[0].Subject.CommonName)
 }
 
 // relayAttempt is a public session after MAIL and RCPT for a remote

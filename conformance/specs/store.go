@@ -24,6 +24,9 @@ var store = struct {
 	unknownIDs []string
 	// baselines are the baseline sessions of the run, by listener.
 	baselines map[listenerKind]*baselineState
+	// idle is the run's idle-session observation, nil until a timeout
+	// check makes it.
+	idle *idleResult
 }{outcomes: map[string]result.Outcome{}, specLabels: map[string][]string{}, baselines: map[listenerKind]*baselineState{}}
 
 // baselineState is the outcome of the first session with the valid client
@@ -41,6 +44,7 @@ func Reset() {
 	defer store.Unlock()
 	store.outcomes = map[string]result.Outcome{}
 	store.baselines = map[listenerKind]*baselineState{}
+	store.idle = nil
 }
 
 // Outcomes returns a copy of the outcomes recorded so far, by clause ID.
