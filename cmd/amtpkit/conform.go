@@ -23,6 +23,7 @@ const conformUsage = `usage: amtpkit conform --target HOST:PORT --pki DIR
                        [--strict] [--timeout 10s]
                        [--focus ID|SECTION|LEVEL]... [--skip ID|SECTION|LEVEL]...
                        [--label-filter EXPR] [--json FILE] [--verbose]
+                       [--junit FILE] [--html FILE] [--markdown FILE]
        amtpkit conform --list
 
 Checks an AMTP server against the clauses of draft-weinman-amtp-03 and the
@@ -110,6 +111,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	flags.Var(&skip, "skip", "skip the clauses with this `ID, section or level`; repeatable")
 	flags.StringVar(&opts.LabelFilter, "label-filter", "", "Ginkgo label filter `expression`, such as 'level:MUST && !needs:maildir'")
 	jsonPath := flags.String("json", defaultResultFile, "`file` to write the JSON result to")
+	reports := addReportFlags(flags)
 	list := flags.Bool("list", false, "print the clause IDs and which have a spec, without connecting")
 	flags.BoolVar(&opts.Verbose, "verbose", false, "name every spec in the progress report on stderr")
 	flags.Usage = func() {
@@ -145,6 +147,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 
 	writeErr := r.Write(*jsonPath)
 	printSummary(stdout, r, *jsonPath, writeErr)
+	writeErr = errors.Join(writeErr, writeReports(stdout, r, reports))
 
 	switch status := conformStatus(r, writeErr); status {
 	case 0:
