@@ -14,16 +14,6 @@ import (
 	"github.com/amtp-toolkit/amtp/conformance/specs"
 )
 
-// pendingReasons maps each server clause that has a wire check but no
-// spec yet to the reason.
-var pendingReasons = map[string]string{
-	"4.4.4-header-inserted-on-non-amtp-relay": "no spec yet: needs a plain SMTP sink as the next hop of a relay, and the suite runs only AMTP sinks",
-	"5.1-relay-over-private-connections":      "no spec yet: needs a relay of a message that arrived over a public connection to the suite's AMTP sink, with a sink that checks the private-CA client certificate",
-	"5.2-unacceptable-not-delivered":          "no spec yet: needs two local recipients with different MPC policies, and the suite has no option to name them",
-	"rfc5321-3.8-timeout-close-421":           "no spec yet: needs the server's command timeout, and the suite has no option to name it",
-	"rfc5321-4.5.3.2.7-server-timeout":        "no spec yet: the check idles for 5 minutes, and the suite has no option to run slow checks",
-}
-
 // build makes the result of a run from the outcomes the specs recorded.
 // given are the options as the user passed them, for the rerun commands,
 // and opts the options with defaults.
@@ -48,10 +38,10 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 		switch {
 		case !c.Testable():
 			entry.Verdict, entry.Reason = result.Untestable, c.Untestable
-		case c.Role != catalogue.RoleServer:
+		case c.Role != catalogue.RoleServer && !hasSpec[c.ID]:
 			entry.Verdict, entry.Reason = result.Skip, roleReason(c.Role)
 		case !hasSpec[c.ID]:
-			entry.Verdict, entry.Reason = result.Skip, pendingReason(c.ID)
+			entry.Verdict, entry.Reason = result.Skip, "no spec yet"
 		default:
 			entry.Rerun = RerunCommand(given, c.ID)
 			if o, ok := outcomes[c.ID]; ok {
@@ -95,17 +85,11 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 
 func roleReason(role catalogue.Role) string {
 	if role == catalogue.RoleClient {
-		return "binds the client MTA; the suite could observe it at its AMTP sink when the server under test relays, but no spec checks it yet"
+		return "binds the client MTA; the suite could observe it at its AMTP sink when the server under test relays, but no spec checks it"
 	}
 	return fmt.Sprintf("binds the %s, not the server MTA that this run checks", role)
 }
 
-func pendingReason(id string) string {
-	if reason, ok := pendingReasons[id]; ok {
-		return reason
-	}
-	return "no spec yet"
-}
 
 func resultOptions(opts Options) result.Options {
 	return result.Options{
@@ -136,6 +120,11 @@ func RerunCommand(opts Options, id string) string {
 		{"--server-name", opts.ServerName},
 		{"--maildir", opts.Maildir},
 		{"--recipient", opts.Recipient},
+		{"--gateway-sink", opts.GatewaySink},
+		{"--private-sink", opts.PrivateSink},
+	}
+	if opts.ServerTimeout > 0 {
+		optional = append(optional, struct{ flag, value string }{"--server-timeout", opts.ServerTimeout.String()})
 	}
 	if opts.DNSMode == DNSExternal {
 		optional = append(optional, struct{ flag, value string }{"--dns", DNSExternal})

@@ -3,11 +3,13 @@ package run
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/amtp-toolkit/amtp/fixtures/dnsserver"
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
@@ -25,6 +27,67 @@ type zoneServer struct {
 	// them.
 	ptrs      map[netip.Addr][]string
 	overrides []string
+
+	queries *queryLog
+}
+
+// maxLoggedQueries bounds the query log; the oldest queries go first.
+const maxLoggedQueries = 10000
+
+// queryLog is a slog.Handler that keeps the questions of the DNS server's
+// "dns: query" records and discards every other record.
+//
+// NOTE: it depends on the message and the "question" attribute that
+// fixtures/dnsserver logs at debug level for each query it answers.
+type queryLog struct {
+	mu      sync.Mutex
+	entries []queryEntry
+}
+
+type queryEntry struct {
+	at time.Time
+	// question is the name and type, such as
+	// "_amtp._tcp.sink.example.test. SRV", in lower case.
+	question string
+}
+
+func (l *queryLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *queryLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "dns: query" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "question" {
+			return true
+		}
+		l.mu.Lock()
+		l.entries = append(l.entries, queryEntry{at: r.Time, question: strings.ToLower(a.Value.String())})
+		if len(l.entries) > maxLoggedQueries {
+			l.entries = l.entries[len(l.entries)-maxLoggedQueries:]
+		}
+		l.mu.Unlock()
+		return false
+	})
+	return nil
+}
+
+func (l *queryLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+
+func (l *queryLog) WithGroup(string) slog.Handler { return l }
+
+// Queries returns the questions the server answered since the time given,
+// oldest first, such as "_amtp._tcp.sink.example.test. srv".
+func (z *zoneServer) Queries(since time.Time) []string {
+	z.queries.mu.Lock()
+	defer z.queries.mu.Unlock()
+	var questions []string
+	for _, e := range z.queries.entries {
+		if !e.at.Before(since) {
+			questions = append(questions, e.question)
+		}
+	}
+	return questions
 }
 
 // startZoneServer serves the PKI's zone on addr, with the extra zone file
@@ -41,7 +104,7 @@ func startZoneServer(ctx context.Context, m *pki.Manifest, addr string, extra ..
 	if len(extra) > 0 {
 		base += "\n; Added by the conformance suite: the routes to its AMTP sinks.\n" + strings.Join(extra, "\n") + "\n"
 	}
-	z := &zoneServer{base: base + loopback6Zone(m), ptrs: map[netip.Addr][]string{}, overrides: slices.Clone(extra)}
+	z := &zoneServer{base: base + loopback6Zone(m), ptrs: map[netip.Addr][]string{}, overrides: slices.Clone(extra), queries: &queryLog{}}
 
 	entry, err := m.Cert(pki.CertCNNotFQDN)
 	if err == nil && entry.SourceAddr != "" {
@@ -57,7 +120,7 @@ func startZoneServer(ctx context.Context, m *pki.Manifest, addr string, extra ..
 	if err != nil {
 		return nil, err
 	}
-	server, err := dnsserver.Start(ctx, addr, zone, nil)
+	server, err := dnsserver.Start(ctx, addr, zone, slog.New(z.queries))
 	if err != nil {
 		return nil, fmt.Errorf("start the suite's DNS server: %w; pass another --dns-listen, or --dns external if you run one", err)
 	}

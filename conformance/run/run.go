@@ -130,7 +130,7 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 			return nil, err
 		}
 		defer sinks.Close()
-		cfg.Sink, cfg.DenyingSink = sinks.accepting, sinks.denying
+		cfg.Sink, cfg.DenyingSink, cfg.PolicySink = sinks.accepting, sinks.denying, sinks.policy
 
 		zone, err = startZoneServer(dnsCtx, manifest, opts.DNSListen, sinks.records...)
 		if err != nil {

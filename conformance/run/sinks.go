@@ -17,16 +17,18 @@ const sinkDeniedReply = "550 5.7.1 This sink of the conformance suite accepts no
 // relaySinks are the AMTP sinks of a run in DNS mode "serve", and the zone
 // records that route their domains to them.
 type relaySinks struct {
-	accepting, denying *specs.RelaySink
-	servers            []*sink.Server
+	accepting, denying, policy *specs.RelaySink
+	servers                    []*sink.Server
 	// records are zone file lines: an _amtp._tcp SRV record and an A
 	// record for each sink.
 	records []string
 }
 
-// startRelaySinks starts two sinks on 127.0.0.1: one that accepts every
-// message for sink.<domain>, and one for sink-deny.<domain> that declares
-// "MPC DENY=*/optout" and rejects every recipient with 550.
+// startRelaySinks starts three sinks on 127.0.0.1: one that accepts every
+// message for sink.<domain>, one for sink-deny.<domain> that declares
+// "MPC DENY=*/optout" and rejects every recipient with 550, and one for
+// sink-policy.<domain> that declares specs.PolicySinkMPCLine and accepts every
+// recipient.
 func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 	loopback := netip.MustParseAddr("127.0.0.1")
 	sinks := &relaySinks{}
@@ -37,6 +39,7 @@ func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 	}{
 		{"sink." + m.Domain, sink.Config{}, &sinks.accepting},
 		{"sink-deny." + m.Domain, sink.Config{MPCLines: []string{"MPC DENY=*/optout"}, RCPTReply: sinkDeniedReply}, &sinks.denying},
+		{"sink-policy." + m.Domain, sink.Config{MPCLines: []string{specs.PolicySinkMPCLine}}, &sinks.policy},
 	}
 	for _, setup := range setups {
 		cert, err := sink.IssueCertificate(m, pki.PublicCA, setup.domain, loopback)

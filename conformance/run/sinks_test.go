@@ -53,6 +53,7 @@ var _ = Describe("relaySinks", Ordered, func() {
 		}{
 			{"sink." + m.Domain, sinks.accepting.Server.Addr()},
 			{"sink-deny." + m.Domain, sinks.denying.Server.Addr()},
+			{"sink-policy." + m.Domain, sinks.policy.Server.Addr()},
 		} {
 			srv := lookup("_amtp._tcp."+target.domain+".", dns.TypeSRV)
 			Expect(srv).To(HaveLen(1), target.domain)
@@ -75,6 +76,13 @@ var _ = Describe("relaySinks", Ordered, func() {
 
 	It("lists the sink records among the zone changes", func() {
 		Expect(z.PTROverrides()).To(ContainElements(sinks.records))
-		Expect(sinks.records).To(HaveLen(4))
+		Expect(sinks.records).To(HaveLen(6))
+	})
+
+	It("logs the questions it answers", func() {
+		since := time.Now()
+		lookup("_amtp._tcp.Sink."+m.Domain+".", dns.TypeSRV)
+		Expect(z.Queries(since)).To(ContainElement("_amtp._tcp.sink." + m.Domain + ". srv"))
+		Expect(z.Queries(time.Now().Add(time.Hour))).To(BeEmpty())
 	})
 })

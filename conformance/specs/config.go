@@ -52,6 +52,10 @@ type Config struct {
 	// the server must bounce. Both are nil in DNS mode "external", because
 	// only the suite's DNS server routes their domains to them.
 	Sink, DenyingSink *RelaySink
+	// PolicySink declares "MPC DENY=ngo/* ALLOW=ngo/customer" and accepts
+	// every recipient, for the checks of how the server as a client obeys
+	// MPC declarations. It is nil in DNS mode "external".
+	PolicySink *RelaySink
 	// GatewaySink is a plain SMTP sink that the server under test routes
 	// its domain to as a non-AMTP next hop, and PrivateSink an AMTP sink
 	// with a private-CA certificate that it routes its domain to over a
@@ -80,6 +84,9 @@ type DNS interface {
 	// PTROverrides lists the changes the suite made to the PKI zone for
 	// the whole run, such as "127.0.0.5 PTR client.", for the result.
 	PTROverrides() []string
+	// Queries returns the questions answered since the time given, oldest
+	// first, in lower case, such as "_amtp._tcp.sink.example.test. srv".
+	Queries(since time.Time) []string
 }
 
 // Default timings, used when Config leaves them zero.

@@ -26,8 +26,9 @@ func Register() {
 }
 
 // tree declares every spec. The container is Ordered, so Ginkgo runs the
-// specs in the order of declaration, which is the catalogue's order.
-// Without it, Ginkgo sorts them by file name. ContinueOnFailure keeps a
+// specs in the order of declaration: the server-role specs in the
+// catalogue's order, then the client-role ones. Without it, Ginkgo sorts
+// them by file name. ContinueOnFailure keeps a
 // failed clause from skipping the specs after it.
 func tree() {
 	ReportAfterEach(recordUnfinished)
@@ -48,6 +49,7 @@ func tree() {
 	section7()
 	section8()
 	rfc5321Specs()
+	clientSpecs()
 }
 
 // recordUnfinished records an error for a spec that Ginkgo ended before
