@@ -90,7 +90,6 @@ func roleReason(role catalogue.Role) string {
 	return fmt.Sprintf("binds the %s, not the server MTA that this run checks", role)
 }
 
-
 func resultOptions(opts Options) result.Options {
 	return result.Options{
 		Target:        opts.Target,

@@ -28,24 +28,16 @@ const (
 func clientSpecs() {
 	Describe("Client MTA role, observed at the suite's sinks", func() {
 		clause("3.1-client-presents-certificate", []string{"private"}, func(c *Check) {
-			tx, ok := c.relayToSink("com/confirmed")
+			tx, ok := c.relayWithPublicChain()
 			if !ok {
-				return
-			}
-			if problem := clientChainProblem(tx.ClientChain); problem != "" {
-				c.Broken("when relaying to the suite's AMTP sink, the server %s", problem)
 				return
 			}
 			c.Pass("when relaying to the suite's AMTP sink, the server presented the client certificate %q, which chains to the PKI's public CA", tx.ClientCN)
 		})
 
 		clause("4.2-client-presents-certificate", []string{"private"}, func(c *Check) {
-			tx, ok := c.relayToSink("com/confirmed")
+			tx, ok := c.relayWithPublicChain()
 			if !ok {
-				return
-			}
-			if problem := clientChainProblem(tx.ClientChain); problem != "" {
-				c.Broken("when relaying to the suite's AMTP sink, the server %s", problem)
 				return
 			}
 			if !isFQDN(tx.ClientCN) {
@@ -159,9 +151,7 @@ func clientSpecs() {
 			if !ok {
 				return
 			}
-			ctx, cancel := c.stepContext()
-			defer cancel()
-			found, err := current().Maildir.WaitContaining(ctx, []byte(m.token))
+			found, err := c.waitContaining(m.token)
 			if err != nil {
 				c.Broken("the policy sink denies MPC=%s, but no bounce quoting the token %s reached the Maildir tree of the sender %s within %s: %v",
 					policyDeniedValue, m.token, sender, current().StepTimeout, err)
@@ -276,6 +266,21 @@ func quitProblem(commands []string) string {
 		return fmt.Sprintf("sent %q after EHLO, not QUIT", commands[ehlo+1])
 	}
 	return ""
+}
+
+// relayWithPublicChain relays a message to the sink and records a broken
+// clause unless the server presented a client certificate there that
+// chains to the PKI's public CA.
+func (c *Check) relayWithPublicChain() (sink.Transaction, bool) {
+	tx, ok := c.relayToSink("com/confirmed")
+	if !ok {
+		return tx, false
+	}
+	if problem := clientChainProblem(tx.ClientChain); problem != "" {
+		c.Broken("when relaying to the suite's AMTP sink, the server %s", problem)
+		return tx, false
+	}
+	return tx, true
 }
 
 // clientChainProblem returns why a client chain fails the public CA of

@@ -39,9 +39,7 @@ func checkBounceMPC(c *Check) {
 
 	// The bounce quotes the token only in its body, where it copies the
 	// header section of the original message.
-	ctx, cancel := c.stepContext()
-	defer cancel()
-	found, err := current().Maildir.WaitContaining(ctx, []byte(m.token))
+	found, err := c.waitContaining(m.token)
 	if err != nil {
 		c.Broken("the sink %s rejected the recipient %s with 550, but no bounce quoting the token %s reached the Maildir tree %s of the sender %s within %s: %v",
 			target, recipient, m.token, current().Maildir.Root(), sender, current().StepTimeout, err)
@@ -65,4 +63,13 @@ func checkBounceMPC(c *Check) {
 		return
 	}
 	c.Pass("the bounce %s for the rejected recipient %s carries the MPC header field %s", bounce.Path, recipient, bounceMPC)
+}
+
+// waitContaining waits up to the step timeout for messages in the Maildir
+// tree whose bytes contain token anywhere, such as a bounce that quotes
+// the original header section in its body.
+func (c *Check) waitContaining(token string) ([]maildir.Message, error) {
+	ctx, cancel := c.stepContext()
+	defer cancel()
+	return current().Maildir.WaitContaining(ctx, []byte(token))
 }
