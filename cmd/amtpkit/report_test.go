@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/amtp-toolkit/amtp/conformance/result"
+)
+
+// reportFixture is the fixed conformance result of the report tests.
+var reportFixture = filepath.Join("..", "..", "reports", "conform", "testdata", "result.json")
+
+// writeVariant writes a copy of the fixture in which clause id has
+// verdict v, and returns its path.
+func writeVariant(dir, name, id string, v result.Verdict) string {
+	r, err := result.Load(reportFixture)
+	Expect(err).NotTo(HaveOccurred())
+	for i := range r.Clauses {
+		if r.Clauses[i].ID == id {
+			r.Clauses[i].Verdict = v
+		}
+	}
+	r.Summary = result.Summarize(r.Clauses)
+	path := filepath.Join(dir, name)
+	Expect(r.Write(path)).To(Succeed())
+	return path
+}
+
+var _ = Describe("amtpkit report", func() {
+	var dir string
+
+	BeforeEach(func() {
+		dir = GinkgoT().TempDir()
+	})
+
+	It("writes JUnit, HTML and Markdown", func() {
+		junit, page, markdown := filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.html"), filepath.Join(dir, "r.md")
+		run := runPKICommand("report", "--junit", junit, "--html", page, "--markdown", markdown, reportFixture)
+		Expect(run.code).To(Equal(0), run.stderr)
+
+		data, err := os.ReadFile(junit)
+		Expect(err).NotTo(HaveOccurred())
+		var doc struct {
+			Tests int `xml:"tests,attr"`
+		}
+		Expect(xml.Unmarshal(data, &doc)).To(Succeed())
+		Expect(doc.Tests).To(Equal(8))
+
+		data, err = os.ReadFile(page)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(data)).To(HavePrefix("<!DOCTYPE html>"))
+
+		data, err = os.ReadFile(markdown)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(data)).To(HavePrefix("## AMTP conformance: ❌ fail"))
+	})
+
+	It("prints Markdown without options", func() {
+		run := runPKICommand("report", reportFixture)
+		Expect(run.code).To(Equal(0), run.stderr)
+		Expect(run.stdout).To(ContainSubstring("### Failed clauses (1)"))
+	})
+
+	It("rejects a newer schema version", func() {
+		path := filepath.Join(dir, "new.json")
+		Expect(os.WriteFile(path, []byte(`{"schema_version": 99, "clauses": []}`), 0o644)).To(Succeed())
+		run := runPKICommand("report", path)
+		Expect(run.code).To(Equal(1))
+		Expect(run.stderr).To(ContainSubstring("schema_version 99 is newer than version 1"))
+		Expect(run.stderr).To(ContainSubstring("use a newer amtpkit"))
+	})
+
+	It("rejects a file that is no result", func() {
+		path := filepath.Join(dir, "other.json")
+		Expect(os.WriteFile(path, []byte(`{"schema_version": 1}`), 0o644)).To(Succeed())
+		run := runPKICommand("report", path)
+		Expect(run.code).To(Equal(1))
+		Expect(run.stderr).To(ContainSubstring("not a result of amtpkit conform"))
+	})
+
+	It("rejects missing arguments", func() {
+		run := runPKICommand("report")
+		Expect(run.code).To(Equal(2))
+		Expect(run.stderr).To(ContainSubstring("missing the result file"))
+
+		run = runPKICommand("report", "--fail-on-regression", reportFixture)
+		Expect(run.code).To(Equal(2))
+		Expect(run.stderr).To(ContainSubstring("needs --baseline"))
+	})
+
+	Describe("--baseline", func() {
+		It("exits 0 with old failures only", func() {
+			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", reportFixture)
+			Expect(run.code).To(Equal(0), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("0 regressions, 0 fixes, 0 other changes"))
+		})
+
+		It("exits 4 on a regression with --fail-on-regression", func() {
+			next := writeVariant(dir, "next.json", "4.2-tls-required", result.Fail)
+			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", next)
+			Expect(run.code).To(Equal(4), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("new failures:\n  4.2-tls-required"))
+			Expect(run.stderr).To(ContainSubstring("new failures against the baseline"))
+		})
+
+		It("exits 0 on a regression without --fail-on-regression", func() {
+			next := writeVariant(dir, "next.json", "4.2-tls-required", result.Fail)
+			run := runPKICommand("report", "--baseline", reportFixture, next)
+			Expect(run.code).To(Equal(0), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("1 regressions"))
+		})
+
+		It("lists a fix", func() {
+			next := writeVariant(dir, "next.json", "4.4.1-helo-rejected", result.Pass)
+			markdown := filepath.Join(dir, "summary.md")
+			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", "--markdown", markdown, next)
+			Expect(run.code).To(Equal(0), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("fixed:\n  4.4.1-helo-rejected [MUST]: fail -> pass"))
+			data, err := os.ReadFile(markdown)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring("### Fixed"))
+			Expect(string(data)).To(ContainSubstring("## AMTP conformance: "))
+		})
+	})
+
+	Describe("compare", func() {
+		It("names columns by name=path and by target", func() {
+			other := writeVariant(dir, "other.json", "4.2-tls-required", result.Fail)
+			page := filepath.Join(dir, "compare.html")
+			run := runPKICommand("report", "compare", "--html", page, "vendor="+other, reportFixture)
+			Expect(run.code).To(Equal(0), run.stderr)
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring(`<th class="cell">vendor</th><th class="cell">127.0.0.1:4025</th>`))
+		})
+
+		It("prints a Markdown matrix", func() {
+			other := writeVariant(dir, "other.json", "4.2-tls-required", result.Fail)
+			run := runPKICommand("report", "compare", "a="+reportFixture, "b="+other)
+			Expect(run.code).To(Equal(0), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("| `4.2-tls-required` | REQUIRED | pass | fail |"))
+		})
+
+		It("needs two results", func() {
+			run := runPKICommand("report", "compare", reportFixture)
+			Expect(run.code).To(Equal(2))
+			Expect(strings.ToLower(run.stderr)).To(ContainSubstring("at least two"))
+		})
+	})
+})
