@@ -43,7 +43,7 @@ func Merge(results ...*Result) (*Result, error) {
 		for name, h := range r.Phases {
 			out.Phases[name] = MergeHistograms(out.Phases[name], h)
 		}
-		out.Counts = addCounts(out.Counts, r.Counts)
+		out.Counts = out.Counts.Add(r.Counts)
 		out.CPU.UserSeconds += r.CPU.UserSeconds
 		out.CPU.SystemSeconds += r.CPU.SystemSeconds
 		errorCounts = append(errorCounts, r.Errors...)
@@ -194,7 +194,8 @@ func (c *CPU) Derive(counts Counts, coreSeconds float64) {
 	}
 }
 
-func addCounts(a, b Counts) Counts {
+// Add returns the sum of a and b.
+func (a Counts) Add(b Counts) Counts {
 	a.Arrivals += b.Arrivals
 	a.Started += b.Started
 	a.Completed += b.Completed

@@ -33,8 +33,10 @@ const (
 	PhaseResumedHandshake = "resumed_handshake"
 	PhaseGreeting         = "greeting"
 	PhaseEHLO             = "ehlo"
-	PhaseMail             = "mail"
-	PhaseRcpt             = "rcpt"
+	// PhaseAuth is AUTH PLAIN on a private listener (relay scenario).
+	PhaseAuth = "auth"
+	PhaseMail = "mail"
+	PhaseRcpt = "rcpt"
 	// PhaseData is DATA to the 354 reply.
 	PhaseData = "data"
 	// PhaseDataEnd is the end of the message data to the 250 reply, which
@@ -56,7 +58,7 @@ const (
 
 // Phases returns the phase names in the order of a session.
 func Phases() []string {
-	return []string{PhaseConnect, PhaseHandshake, PhaseResumedHandshake, PhaseGreeting, PhaseEHLO,
+	return []string{PhaseConnect, PhaseHandshake, PhaseResumedHandshake, PhaseGreeting, PhaseEHLO, PhaseAuth,
 		PhaseMail, PhaseRcpt, PhaseData, PhaseDataEnd, PhaseQuit, PhaseDelivery, PhaseTotal, PhaseLag}
 }
 
