@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"send":    {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
 	"conform": {summary: "check a server against the draft's clauses (conform --target HOST:PORT --pki DIR [--list])", run: runConform},
 	"report":  {summary: "render a saved result as HTML, JUnit or Markdown (report [--html F] [--junit F] RESULT.json; report compare A.json B.json)", run: runReport},
+	"load":    {summary: "drive a server with mutual-TLS load and per-phase latencies (load --target HOST:PORT --pki DIR --rate R --duration D)", run: runLoad},
 	"demo":    {summary: "stage amtpd on loopback, run the suite and a short load against it, write reports (demo [--out DIR])", run: runDemo},
 }
 
