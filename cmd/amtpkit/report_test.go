@@ -128,6 +128,44 @@ var _ = Describe("amtpkit report", func() {
 		})
 	})
 
+	Describe("a load result", func() {
+		loadExample := filepath.Join("..", "..", "loadgen", "result", "testdata", "example.json")
+
+		It("renders HTML and Markdown", func() {
+			page := filepath.Join(dir, "load.html")
+			run := runPKICommand("report", "--html", page, loadExample)
+			Expect(run.code).To(Equal(0), run.stderr)
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring("AMTP load run against"))
+
+			run = runPKICommand("report", loadExample)
+			Expect(run.code).To(Equal(0), run.stderr)
+			Expect(run.stdout).To(HavePrefix("## AMTP load run against `127.0.0.1:4025`"))
+		})
+
+		It("rejects JUnit and a baseline", func() {
+			run := runPKICommand("report", "--junit", filepath.Join(dir, "x.xml"), loadExample)
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("is a load result"))
+		})
+
+		It("compares two runs", func() {
+			page := filepath.Join(dir, "compare.html")
+			run := runPKICommand("report", "compare", "--html", page, "before="+loadExample, "after="+loadExample)
+			Expect(run.code).To(Equal(0), run.stderr)
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring("<th>before</th><th>after</th>"))
+		})
+
+		It("refuses to mix kinds in compare", func() {
+			run := runPKICommand("report", "compare", "--html", filepath.Join(dir, "c.html"), loadExample, reportFixture)
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("results of one kind"))
+		})
+	})
+
 	Describe("compare", func() {
 		It("names columns by name=path and by target", func() {
 			other := writeVariant(dir, "other.json", "4.2-tls-required", result.Fail)
