@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/amtp-toolkit/amtp/conformance/mpcsyntax"
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 )
 
@@ -49,42 +50,39 @@ func (s *breakableServer) relay(hostname string, tx transaction, message mailDat
 	}
 }
 
-// relayOne runs one AMTP transaction with the next hop of domain.
-func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transaction, message mailData) error {
-	target, port, err := s.lookupSRV(domain)
-	if err != nil {
-		return err
-	}
-	addr, err := s.lookupA(target)
-	if err != nil {
-		return err
-	}
-	cert, err := s.config.manifest.TLSCertificate(pki.CertServer)
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(s.publicCA)
+// routed reports whether domain has a configured route: a gateway or a
+// private network connection.
+func (s *breakableServer) routed(domain string) bool {
+	gateway, private := s.routeDomains()
+	return (s.config.gatewaySink != "" && strings.EqualFold(domain, gateway)) ||
+		(s.config.privateSink != "" && strings.EqualFold(domain, private))
+}
 
-	dialer := &tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: relayTimeout},
-		Config:    &tls.Config{RootCAs: roots, ServerName: target, Certificates: []tls.Certificate{cert}},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-	defer cancel()
-	conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(addr, strconv.Itoa(int(port))))
+// routeDomains returns the domains of the gateway and the private route.
+func (s *breakableServer) routeDomains() (gateway, private string) {
+	return "gateway." + s.config.manifest.Domain, "private-sink." + s.config.manifest.Domain
+}
+
+// relayOne runs one transaction with the next hop of domain: plain SMTP
+// with an MPC header field on the gateway route, AMTP with the private
+// client certificate on the private route, and AMTP to the target of the
+// domain's SRV record otherwise.
+func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transaction, message mailData) error {
+	conn, err := s.dialNextHop(domain)
 	if err != nil {
-		return fmt.Errorf("connect to %s (%s port %d): %w", domain, target, port, err)
+		return err
 	}
 	defer conn.Close()
 	reader := bufio.NewReader(conn)
 
+	gateway, _ := s.routeDomains()
+	overSMTP := strings.EqualFold(domain, gateway)
 	mpcValue := tx.mpc
 	if s.has(relayRewritesMPC) {
 		mpcValue = strings.ToUpper(mpcValue)
 	}
 	var data bytes.Buffer
-	if s.has(relayAddsMPCHeader) {
+	if s.has(relayAddsMPCHeader) || (overSMTP && !s.has(gatewayOmitsMPCHeader)) {
 		data.WriteString("MPC: " + tx.mpc + "\r\n")
 	}
 	for _, line := range message.lines {
@@ -94,6 +92,10 @@ func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transa
 		data.Write(line)
 	}
 	data.WriteString(".\r\n")
+	mail := "MAIL FROM:<" + tx.sender + "> MPC=" + mpcValue + "\r\n"
+	if overSMTP {
+		mail = "MAIL FROM:<" + tx.sender + ">\r\n"
+	}
 
 	steps := []struct {
 		send string
@@ -101,7 +103,7 @@ func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transa
 	}{
 		{"", 220},
 		{"EHLO " + hostname + "\r\n", 250},
-		{"MAIL FROM:<" + tx.sender + "> MPC=" + mpcValue + "\r\n", 250},
+		{mail, 250},
 		{"RCPT TO:<" + recipient + ">\r\n", 250},
 		{"DATA\r\n", 354},
 		{data.String(), 250},
@@ -113,10 +115,11 @@ func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transa
 				return err
 			}
 		}
-		code, text, err := readRelayReply(reader)
+		code, lines, err := readRelayReply(reader)
 		if err != nil {
 			return err
 		}
+		text := lines[len(lines)-1]
 		if code != step.want {
 			conn.Write([]byte("QUIT\r\n"))
 			if code >= 500 {
@@ -124,33 +127,105 @@ func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transa
 			}
 			return fmt.Errorf("next hop replied %q, expected %d", text, step.want)
 		}
+		if strings.HasPrefix(step.send, "EHLO") && !overSMTP {
+			if denial := deniedBy(lines, tx.mpc); denial != "" {
+				conn.Write([]byte("QUIT\r\n"))
+				return fmt.Errorf("%w: the next hop declares %s, which denies MPC=%s", errRelayRejected, denial, tx.mpc)
+			}
+		}
 	}
 	conn.Write([]byte("QUIT\r\n"))
 	return nil
 }
 
+// deniedBy returns the MPC line of an EHLO reply whose declarations,
+// evaluated in order, deny value, or "".
+func deniedBy(lines []string, value string) string {
+	for _, line := range lines {
+		if len(line) < 4 || !mpcsyntax.IsMPCLine(line[4:]) {
+			continue
+		}
+		decls, _, err := mpcsyntax.ParseLine(line[4:])
+		if err == nil && !mpcsyntax.Allowed(decls, value) {
+			return line[4:]
+		}
+	}
+	return ""
+}
+
+// dialNextHop connects to the next hop of domain as relayOne describes.
+func (s *breakableServer) dialNextHop(domain string) (net.Conn, error) {
+	gateway, private := s.routeDomains()
+	netDialer := &net.Dialer{Timeout: relayTimeout}
+	switch {
+	case s.config.gatewaySink != "" && strings.EqualFold(domain, gateway):
+		return netDialer.Dial("tcp", s.config.gatewaySink)
+	case s.config.privateSink != "" && strings.EqualFold(domain, private):
+		certName := pki.CertPrivateClient
+		if s.has(privateRouteWithPublicCert) {
+			certName = pki.CertServer
+		}
+		return s.dialAMTP(s.config.privateSink, private, s.privateCA, certName)
+	}
+
+	target, port, err := s.lookupSRV(domain)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := s.lookupA(target)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.dialAMTP(net.JoinHostPort(addr, strconv.Itoa(int(port))), target, s.publicCA, pki.CertServer)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s (%s port %d): %w", domain, target, port, err)
+	}
+	return conn, nil
+}
+
+// dialAMTP opens an implicit-TLS connection to addr that verifies the
+// server certificate for serverName against ca and presents the PKI's
+// certificate certName.
+func (s *breakableServer) dialAMTP(addr, serverName string, ca *x509.Certificate, certName string) (net.Conn, error) {
+	cert, err := s.config.manifest.TLSCertificate(certName)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	dialer := &tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: relayTimeout},
+		Config:    &tls.Config{RootCAs: roots, ServerName: serverName, Certificates: []tls.Certificate{cert}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	return dialer.DialContext(ctx, "tcp", addr)
+}
+
 // readRelayReply reads one reply of up to 100 lines and returns its code
-// and its last line.
-func readRelayReply(reader *bufio.Reader) (int, string, error) {
+// and its lines.
+func readRelayReply(reader *bufio.Reader) (int, []string, error) {
+	var lines []string
 	for range 100 {
 		line, err := reader.ReadString('\n')
 		if err != nil {
-			return 0, "", err
+			return 0, nil, err
 		}
 		line = strings.TrimRight(line, "\r\n")
 		if len(line) < 3 {
-			return 0, "", fmt.Errorf("malformed reply %q", line)
+			return 0, nil, fmt.Errorf("malformed reply %q", line)
 		}
+		lines = append(lines, line)
 		if len(line) > 3 && line[3] == '-' {
 			continue
 		}
 		code, err := strconv.Atoi(line[:3])
 		if err != nil {
-			return 0, "", fmt.Errorf("malformed reply %q", line)
+			return 0, nil, fmt.Errorf("malformed reply %q", line)
 		}
-		return code, line, nil
+		return code, lines, nil
 	}
-	return 0, "", errors.New("reply of more than 100 lines")
+	return 0, nil, errors.New("reply of more than 100 lines")
 }
 
 // bounce writes a bounce with the null reverse-path into the Maildir of

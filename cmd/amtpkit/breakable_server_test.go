@@ -136,6 +136,15 @@ const (
 	// missSpaceBeforeColon misses a pre-existing MPC header field written
 	// "MPC :", the obsolete syntax of RFC 5322 section 4.5.8.
 	missSpaceBeforeColon fault = "missSpaceBeforeColon"
+	// caseSensitivePolicy denies the class optout only in lower case, so
+	// that a denied value in mixed case is delivered.
+	caseSensitivePolicy fault = "caseSensitivePolicy"
+	// gatewayOmitsMPCHeader relays over the gateway route without an MPC
+	// header field.
+	gatewayOmitsMPCHeader fault = "gatewayOmitsMPCHeader"
+	// privateRouteWithPublicCert presents the server certificate, from the
+	// public CA, on the private route.
+	privateRouteWithPublicCert fault = "privateRouteWithPublicCert"
 	// relayAnything accepts RCPT for any domain on the public listener too,
 	// and relays the copies for domains that are not local.
 	relayAnything fault = "relayAnything"
@@ -270,6 +279,10 @@ const (
 	maxCommands = 10000
 	// ioTimeout bounds each read, write and TLS handshake.
 	ioTimeout = 30 * time.Second
+	// breakableCommandTimeout bounds the wait for a command, after which
+	// the session gets 421 and is closed. It is short so that the idle
+	// checks take seconds.
+	breakableCommandTimeout = 4 * time.Second
 	// dnsTimeout bounds each PTR query.
 	dnsTimeout = 2 * time.Second
 )
@@ -286,6 +299,11 @@ type breakableConfig struct {
 	maildir string
 	// mpcLine is the MPC line of the EHLO reply. An empty one is left out.
 	mpcLine string
+	// gatewaySink and privateSink are the next hops, host:port, of the
+	// routes for gateway.<domain> (plain SMTP) and private-sink.<domain>
+	// (AMTP with the private-client certificate). Empty leaves a route
+	// out.
+	gatewaySink, privateSink string
 	// ipv6 adds a public listener on ::1.
 	ipv6   bool
 	faults []fault

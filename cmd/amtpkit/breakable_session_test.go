@@ -40,6 +40,9 @@ type session struct {
 	errors        int
 	// afterMessage is set when the last command delivered a message.
 	afterMessage bool
+	// waitingForCommand is set while the session waits for the first
+	// octet of a command, which breakableCommandTimeout bounds.
+	waitingForCommand bool
 
 	tx transaction
 }
@@ -78,8 +81,14 @@ func (sess *session) run(conn net.Conn, greet bool) {
 	}
 
 	for range maxCommands {
+		sess.waitingForCommand = true
 		line, err := sess.readCommand()
+		sess.waitingForCommand = false
+		var netErr net.Error
 		switch {
+		case errors.As(err, &netErr) && netErr.Timeout():
+			sess.write("421 4.4.2 " + sess.hostname() + " idle timeout, closing connection")
+			return
 		case errors.Is(err, errLineTooLong):
 			err = sess.syntaxError("500 5.5.2 Line too long")
 		case errors.Is(err, errBareEnding):
@@ -137,7 +146,11 @@ func (sess *session) syntaxError(reply string) error {
 func (sess *session) readLine() ([]byte, error) {
 	var line []byte
 	for {
-		sess.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+		timeout := ioTimeout
+		if sess.waitingForCommand && len(line) == 0 && sess.reader.Buffered() == 0 {
+			timeout = breakableCommandTimeout
+		}
+		sess.conn.SetReadDeadline(time.Now().Add(timeout))
 		chunk, err := sess.reader.ReadSlice('\n')
 		line = append(line, chunk...)
 		switch {
@@ -395,7 +408,7 @@ func (sess *session) mpcRejection(value string) string {
 			return "550 5.7.1 MPC policy violation"
 		}
 		return ""
-	case class == "optout":
+	case class == "optout" && !(sess.has(caseSensitivePolicy) && parts[2] != "optout"):
 		if sess.has(wrongMPCRejectCode) {
 			return "553 5.7.1 MPC policy violation"
 		}
@@ -435,7 +448,9 @@ func (sess *session) rcpt(arg string) error {
 			// An authenticated user of the private listener may relay.
 			sess.tx.recipients = append(sess.tx.recipients, local+"@"+domain)
 			return sess.write("250 2.1.5 Recipient OK")
-		case sess.has(relayAnything):
+		case sess.has(relayAnything) || sess.server.routed(domain):
+			// Mail from a public connection leaves only by a configured
+			// route, unless the fault relayAnything is on.
 			sess.tx.recipients = append(sess.tx.recipients, local+"@"+domain)
 			return sess.write("250 2.1.5 Recipient OK")
 		case sess.has(relayTempFail):
@@ -582,7 +597,7 @@ func (sess *session) data() error {
 		sess.server.config.logf("breakable server: delivery failed: %v", err)
 		return sess.write("451 4.3.0 Delivery failed, try again later")
 	}
-	if sess.kind == privateKind || sess.has(relayAnything) {
+	if slices.ContainsFunc(tx.recipients, func(r string) bool { return strings.Contains(r, "@") }) {
 		hostname := sess.hostname()
 		sess.server.wg.Go(func() { sess.server.relay(hostname, tx, message) })
 	}
@@ -693,8 +708,9 @@ func (sess *session) hasMPCHeader(lines [][]byte) bool {
 
 // deliver writes one copy of the message into the Maildir of each local
 // recipient, with an MPC header field first. Copies for domains that are
-// not local are left to relay: on the private listener, and on the public
-// one with the fault relayAnything, which alone accepts them there.
+// not local are left to relay: rcpt accepts them on the private listener,
+// and on the public one for the configured routes or with the fault
+// relayAnything.
 func (sess *session) deliver(tx transaction, message mailData) error {
 	var content bytes.Buffer
 	role, _, _ := strings.Cut(tx.mpc, "/")
