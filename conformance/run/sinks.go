@@ -86,9 +86,9 @@ const (
 )
 
 // routeSinks are the sinks that the server under test reaches by routes
-// its operator configures, not by the suite's DNS: a plain SMTP sink as a
-// non-AMTP next hop, and an AMTP sink with a private-CA certificate as the
-// next hop of a private network connection.
+// its operator configures, not by the suite's DNS. The gateway sink is a
+// plain SMTP next hop, and the private sink an AMTP next hop with a
+// private-CA certificate.
 type routeSinks struct {
 	gateway, private *specs.RelaySink
 	servers          []*sink.Server

@@ -17,7 +17,7 @@ import (
 const (
 	// policyDeniedValue matches the DENY declaration alone.
 	policyDeniedValue = "ngo/optin"
-	// policyAllowedValue matches both; the later ALLOW decides.
+	// policyAllowedValue matches both, and the later ALLOW decides.
 	policyAllowedValue = "ngo/customer"
 )
 

@@ -71,8 +71,8 @@ func deniedValue(decls []mpcsyntax.Declaration) string {
 
 // mixedCase returns value with the first letter of its role and of its
 // class in upper case, and the last letter of the class too: "com/optout"
-// becomes "Com/OptouT". MPC values compare without regard to case, so
-// the server's policy must deny it as well.
+// becomes "Com/OptouT". Roles and classes match without regard to case,
+// as ABNF strings do, so the server's policy must deny it as well.
 func mixedCase(value string) string {
 	role, class, _ := strings.Cut(value, "/")
 	upperFirst := func(s string) string {

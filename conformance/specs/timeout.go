@@ -14,8 +14,8 @@ import (
 // section 4.5.3.2.7.
 const recommendedCommandTimeout = 5 * time.Minute
 
-// idleResult is what an idle session after EHLO showed. The two timeout
-// clauses share one observation per run, so the wait happens once.
+// idleResult is the observation of an idle session after EHLO. The two
+// timeout clauses share one per run, so the wait happens once.
 type idleResult struct {
 	// waited is how long the session stayed idle before the server acted
 	// or the wait ended.
