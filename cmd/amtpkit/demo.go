@@ -20,6 +20,10 @@ import (
 	"github.com/amtp-toolkit/amtp/conformance/run"
 	"github.com/amtp-toolkit/amtp/fixtures/dnsserver"
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
+	"github.com/amtp-toolkit/amtp/loadgen"
+	loadresult "github.com/amtp-toolkit/amtp/loadgen/result"
+	"github.com/amtp-toolkit/amtp/reports/cli"
+	loadreport "github.com/amtp-toolkit/amtp/reports/load"
 )
 
 // defaultDemoOut is the folder of the demo's reports without --out.
@@ -31,6 +35,11 @@ const (
 	demoStartTimeout = 15 * time.Second
 	demoStopTimeout  = 15 * time.Second
 )
+
+// demoLoadRate is the arrival rate of the demo's load, in sessions per
+// second: well within what two cores sustain, so the demo shows latencies
+// rather than saturation.
+const demoLoadRate = 50
 
 // demoInterrupted is the exit status of a demo stopped by SIGINT or
 // SIGTERM, as a shell reports a process killed by SIGINT.
@@ -156,11 +165,12 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	if err := d.load(ctx); err != nil {
+	loadResult, err := d.load(ctx)
+	if err != nil {
 		return err
 	}
 
-	d.summarize(conformResult)
+	d.summarize(conformResult, loadResult)
 	return nil
 }
 
@@ -304,30 +314,71 @@ func (d *demo) conform(ctx context.Context) (*result.Result, error) {
 	if err := r.Write(filepath.Join(d.out, demoFiles.conformJSON)); err != nil {
 		return nil, err
 	}
-	// TODO: write the JUnit and HTML renderings.
+	err = cli.WriteConformance(r, cli.Outputs{
+		JUnit: filepath.Join(d.out, demoFiles.conformJUnit),
+		HTML:  filepath.Join(d.out, demoFiles.conformHTML),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render the conformance reports: %w", err)
+	}
 	return r, nil
 }
 
 // load runs a short handshake and session load against amtpd, with the
 // PKI's zone served on the demo's DNS address for the PTR checks.
-func (d *demo) load(ctx context.Context) error {
+func (d *demo) load(ctx context.Context) (*loadresult.Result, error) {
 	zone, err := dnsserver.LoadZone(d.manifest.Path(d.manifest.ZoneFile))
 	if err != nil {
-		return fmt.Errorf("load the demo zone: %w", err)
+		return nil, fmt.Errorf("load the demo zone: %w", err)
 	}
 	dns, err := dnsserver.Start(ctx, d.dnsListen, zone, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return fmt.Errorf("start the demo DNS server: %w", err)
+		return nil, fmt.Errorf("start the demo DNS server: %w", err)
 	}
 	defer dns.Close()
 
-	// TODO: run the load generator.
-	return nil
+	fmt.Fprintf(d.stdout, "running the session load for %v...\n", d.loadDuration)
+	r, err := loadgen.Run(ctx, loadgen.Config{
+		Target:     d.server.public,
+		PKI:        d.manifest,
+		Scenario:   loadresult.ScenarioSession,
+		Rate:       demoLoadRate,
+		Duration:   d.loadDuration,
+		Messages:   2,
+		Thresholds: []string{"errors<1%"},
+		Progress:   d.stdout,
+		Terminal:   isTerminal(os.Stdout),
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load run: %w", err)
+	}
+
+	if err := r.Write(filepath.Join(d.out, demoFiles.loadJSON)); err != nil {
+		return nil, err
+	}
+	html, err := os.Create(filepath.Join(d.out, demoFiles.loadHTML))
+	if err != nil {
+		return nil, fmt.Errorf("write the load report: %w", err)
+	}
+	if err := loadreport.WriteHTML(html, r); err != nil {
+		html.Close()
+		return nil, fmt.Errorf("render the load report: %w", err)
+	}
+	if err := html.Close(); err != nil {
+		return nil, fmt.Errorf("write the load report: %w", err)
+	}
+	return r, nil
 }
 
-func (d *demo) summarize(r *result.Result) {
+// summarize prints both results and the paths of the reports.
+func (d *demo) summarize(conformResult *result.Result, loadResult *loadresult.Result) {
 	fmt.Fprintln(d.stdout)
-	printSummary(d.stdout, r, filepath.Join(d.out, demoFiles.conformJSON), nil)
+	printSummary(d.stdout, conformResult, filepath.Join(d.out, demoFiles.conformJSON), nil)
+	fmt.Fprintln(d.stdout)
+	if err := loadgen.WriteSummary(d.stdout, loadResult); err != nil {
+		fmt.Fprintf(d.stdout, "load summary: %v\n", err)
+	}
 	fmt.Fprintln(d.stdout, "\nreports:")
 	for _, name := range []string{demoFiles.conformJSON, demoFiles.conformJUnit, demoFiles.conformHTML, demoFiles.loadJSON, demoFiles.loadHTML} {
 		fmt.Fprintf(d.stdout, "  %s\n", filepath.Join(d.out, name))
