@@ -36,8 +36,10 @@ func (g *generator) calibrate() (result.Calibration, []string) {
 	var cal result.Calibration
 	var warnings []string
 
-	id := g.identities[0]
-	cert := id.full.Certificates[0]
+	cert, err := g.cfg.PKI.TLSCertificate(g.identities[0].name)
+	if err != nil {
+		return cal, []string{fmt.Sprintf("calibration could not load the client certificate: %v", err)}
+	}
 	if signer, ok := cert.PrivateKey.(crypto.Signer); ok {
 		digest := sha256.Sum256([]byte("amtpkit load calibration"))
 		cal.SignaturesPerSecond = ratePerSecond(func() error {

@@ -220,7 +220,7 @@ func (c *Config) Validate() error {
 		return invalidf("missing load model; pass --rate R (open loop, connections per second) or --concurrency C (closed loop)")
 	case c.Rate < 0 || c.Concurrency < 0:
 		return invalidf("rate %v and concurrency %d must not be negative", c.Rate, c.Concurrency)
-	case c.Duration <= 0 && c.Count <= 0:
+	case c.Duration <= 0 && c.Count <= 0 && len(c.RateSteps) == 0 && !c.FindMax:
 		return invalidf("missing bound; pass --duration D, --count N or both, so the run stops by itself")
 	case c.FindMax && c.Concurrency > 0:
 		return invalidf("--find-max steps an open-loop rate; pass --rate as the first step instead of --concurrency")

@@ -223,10 +223,14 @@ func (g *generator) loadIdentities() error {
 		}
 
 		full := &tls.Config{
-			ServerName:   serverName,
-			RootCAs:      roots,
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
+			ServerName: serverName,
+			RootCAs:    roots,
+			// The certificate goes out whatever CAs the server's
+			// CertificateRequest names: crypto/tls would otherwise send
+			// none when they do not match, and the server's verdict on the
+			// certificate is what the run measures.
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+			MinVersion:           tls.VersionTLS12,
 		}
 		id := &identity{name: name, cn: entry.CN, source: source, full: full}
 		if g.cfg.Scenario == result.ScenarioResume {
