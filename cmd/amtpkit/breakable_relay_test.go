@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transa
 			}
 			return fmt.Errorf("next hop replied %q, expected %d", text, step.want)
 		}
-		if strings.HasPrefix(step.send, "EHLO") && !overSMTP {
+		if strings.HasPrefix(step.send, "EHLO") && !overSMTP && !s.has(relayIgnoresDeny) {
 			if denial := deniedBy(lines, tx.mpc); denial != "" {
 				conn.Write([]byte("QUIT\r\n"))
 				return fmt.Errorf("%w: the next hop declares %s, which denies MPC=%s", errRelayRejected, denial, tx.mpc)
@@ -168,19 +169,25 @@ func (s *breakableServer) dialNextHop(domain string) (net.Conn, error) {
 		return s.dialAMTP(s.config.privateSink, private, s.privateCA, certName)
 	}
 
-	target, port, err := s.lookupSRV(domain)
+	records, err := s.lookupSRV(domain)
 	if err != nil {
 		return nil, err
 	}
-	addr, err := s.lookupA(target)
-	if err != nil {
-		return nil, err
+	var failures []error
+	for _, record := range records {
+		target := strings.TrimSuffix(record.Target, ".")
+		addr, err := s.lookupA(target)
+		if err != nil {
+			failures = append(failures, err)
+			continue
+		}
+		conn, err := s.dialAMTP(net.JoinHostPort(addr, strconv.Itoa(int(record.Port))), target, s.publicCA, pki.CertServer)
+		if err == nil {
+			return conn, nil
+		}
+		failures = append(failures, fmt.Errorf("connect to %s (%s port %d): %w", domain, target, record.Port, err))
 	}
-	conn, err := s.dialAMTP(net.JoinHostPort(addr, strconv.Itoa(int(port))), target, s.publicCA, pki.CertServer)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s (%s port %d): %w", domain, target, port, err)
-	}
-	return conn, nil
+	return nil, errors.Join(failures...)
 }
 
 // dialAMTP opens an implicit-TLS connection to addr that verifies the
@@ -255,23 +262,24 @@ func (s *breakableServer) bounce(tx transaction, recipient string, reason error,
 	return s.writeMaildir(local, b.Bytes())
 }
 
-// lookupSRV returns the target and port of the _amtp._tcp SRV record of
-// domain with the lowest priority.
-func (s *breakableServer) lookupSRV(domain string) (string, uint16, error) {
+// lookupSRV returns the _amtp._tcp SRV records of domain by priority,
+// lowest first. It ignores the weights.
+func (s *breakableServer) lookupSRV(domain string) ([]*dns.SRV, error) {
 	answer, err := s.query("_amtp._tcp."+domain+".", dns.TypeSRV)
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	var best *dns.SRV
+	var records []*dns.SRV
 	for _, rr := range answer {
-		if srv, ok := rr.(*dns.SRV); ok && (best == nil || srv.Priority < best.Priority) {
-			best = srv
+		if srv, ok := rr.(*dns.SRV); ok {
+			records = append(records, srv)
 		}
 	}
-	if best == nil {
-		return "", 0, fmt.Errorf("no _amtp._tcp SRV record for %s", domain)
+	if len(records) == 0 {
+		return nil, fmt.Errorf("no _amtp._tcp SRV record for %s", domain)
 	}
-	return strings.TrimSuffix(best.Target, "."), best.Port, nil
+	slices.SortStableFunc(records, func(a, b *dns.SRV) int { return int(a.Priority) - int(b.Priority) })
+	return records, nil
 }
 
 // lookupA returns the first A record of host.

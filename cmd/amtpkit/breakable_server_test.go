@@ -139,6 +139,9 @@ const (
 	// caseSensitivePolicy denies the class optout only in lower case, so
 	// that a denied value in mixed case is delivered.
 	caseSensitivePolicy fault = "caseSensitivePolicy"
+	// relayIgnoresDeny relays without reading the MPC lines of the next
+	// hop's EHLO reply, so it goes on to MAIL for a denied value.
+	relayIgnoresDeny fault = "relayIgnoresDeny"
 	// gatewayOmitsMPCHeader relays over the gateway route without an MPC
 	// header field.
 	gatewayOmitsMPCHeader fault = "gatewayOmitsMPCHeader"

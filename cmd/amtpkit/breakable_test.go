@@ -290,6 +290,11 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		Entry(nil, gatewayOmitsMPCHeader, verdicts{"4.4.4-header-inserted-on-non-amtp-relay": result.Fail}, nil),
 		Entry(nil, privateRouteWithPublicCert, verdicts{"5.1-relay-over-private-connections": result.Fail}, nil),
 		Entry(nil, caseSensitivePolicy, verdicts{"5.2-unacceptable-not-delivered": result.Fail}, nil),
+		// A client-role fault: the sink's MPC DENY declaration is ignored.
+		Entry(nil, relayIgnoresDeny, verdicts{
+			"4.4.2-client-quits-on-deny":   result.Fail,
+			"4.4.2-client-bounces-on-deny": result.Warn,
+		}, nil),
 		Entry(nil, bounceKeepsMPC, verdicts{"6.4-bounces-net-autoresponse": result.Fail}, nil),
 
 		// RFC 5321 behaviour that AMTP inherits.

@@ -468,7 +468,7 @@ var _ = Describe("conform", Ordered, func() {
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +server MTA +4\.4\.1-helo-rejected$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  untestable +MUST +operator +4\.3\.2-client-ptr-required$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +client MTA +4\.4\.2-client-starts-with-ehlo$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  other role +SHALL +client MTA +4\.3\.1-srv-procedure$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +SHALL +client MTA +4\.3\.1-srv-procedure$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST NOT +server MTA +5\.2-unacceptable-not-delivered$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST NOT +server MTA +5\.2-no-rewrite$`))
 		Expect(run.stdout).To(MatchRegexp(`spec status: \d+ spec, \d+ no spec yet, \d+ other role, \d+ untestable`))

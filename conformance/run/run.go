@@ -131,6 +131,7 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 		}
 		defer sinks.Close()
 		cfg.Sink, cfg.DenyingSink, cfg.PolicySink = sinks.accepting, sinks.denying, sinks.policy
+		cfg.SRVFallback = sinks.fallback
 
 		zone, err = startZoneServer(dnsCtx, manifest, opts.DNSListen, sinks.records...)
 		if err != nil {

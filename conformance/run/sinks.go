@@ -3,7 +3,10 @@ package run
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/amtp-toolkit/amtp/conformance/sink"
 	"github.com/amtp-toolkit/amtp/conformance/specs"
@@ -18,7 +21,11 @@ const sinkDeniedReply = "550 5.7.1 This sink of the conformance suite accepts no
 // records that route their domains to them.
 type relaySinks struct {
 	accepting, denying, policy *specs.RelaySink
-	servers                    []*sink.Server
+	// fallback is the domain whose first SRV target closes every
+	// connection and whose second is the accepting sink.
+	fallback *specs.SRVFallback
+	closer   *closingListener
+	servers  []*sink.Server
 	// records are zone file lines: an _amtp._tcp SRV record and an A
 	// record for each sink.
 	records []string
@@ -62,12 +69,110 @@ func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 			fmt.Sprintf("_amtp._tcp.%s. IN SRV 0 0 %d %s.", setup.domain, server.Addr().Port(), setup.domain),
 			fmt.Sprintf("%s. IN A %s", setup.domain, loopback))
 	}
+	if err := sinks.startFallback(m, loopback); err != nil {
+		sinks.Close()
+		return nil, err
+	}
 	return sinks, nil
+}
+
+// startFallback publishes two SRV records for sink-srv.<domain>: priority
+// 10 for a listener that closes every connection at once, and priority 20
+// for the accepting sink.
+func (s *relaySinks) startFallback(m *pki.Manifest, loopback netip.Addr) error {
+	closer, err := startClosingListener(loopback.String() + ":0")
+	if err != nil {
+		return err
+	}
+	s.closer = closer
+	domain := "sink-srv." + m.Domain
+	down := "sink-srv-down." + m.Domain
+	s.fallback = &specs.SRVFallback{Domain: domain, Down: closer, Sink: s.accepting}
+	s.records = append(s.records,
+		fmt.Sprintf("_amtp._tcp.%s. IN SRV 10 0 %d %s.", domain, closer.Addr().Port(), down),
+		fmt.Sprintf("%s. IN A %s", down, loopback),
+		fmt.Sprintf("_amtp._tcp.%s. IN SRV 20 0 %d %s.", domain, s.accepting.Server.Addr().Port(), s.accepting.Domain))
+	return nil
 }
 
 // Close stops the sinks.
 func (s *relaySinks) Close() error {
-	return closeAll(s.servers)
+	var errs []error
+	if s.closer != nil {
+		errs = append(errs, s.closer.Close())
+	}
+	return errors.Join(append(errs, closeAll(s.servers))...)
+}
+
+// maxLoggedConnections bounds the connection log of a closingListener.
+const maxLoggedConnections = 1000
+
+// closingListener accepts TCP connections, notes when each arrived and
+// closes it at once, as an SRV target that is down. It implements
+// specs.ConnectionLog.
+type closingListener struct {
+	listener net.Listener
+	done     chan struct{}
+
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func startClosingListener(addr string) (*closingListener, error) {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start the listener of the SRV fallback check on %s: %w", addr, err)
+	}
+	l := &closingListener{listener: listener, done: make(chan struct{})}
+	go l.accept()
+	return l, nil
+}
+
+func (l *closingListener) accept() {
+	defer close(l.done)
+	for {
+		conn, err := l.listener.Accept()
+		if err != nil {
+			// Close ends the loop, and a closing listener needs no other
+			// error handling: a missed connection only fails the check.
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		conn.Close()
+		l.mu.Lock()
+		if len(l.times) < maxLoggedConnections {
+			l.times = append(l.times, time.Now())
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Addr returns the address the listener listens on.
+func (l *closingListener) Addr() netip.AddrPort {
+	return l.listener.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Connections returns when the connections since the time given arrived.
+func (l *closingListener) Connections(since time.Time) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var times []time.Time
+	for _, t := range l.times {
+		if !t.Before(since) {
+			times = append(times, t)
+		}
+	}
+	return times
+}
+
+// Close stops the listener and waits for its loop.
+func (l *closingListener) Close() error {
+	err := l.listener.Close()
+	<-l.done
+	return err
 }
 
 func closeAll(servers []*sink.Server) error {

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -76,7 +77,30 @@ var _ = Describe("relaySinks", Ordered, func() {
 
 	It("lists the sink records among the zone changes", func() {
 		Expect(z.PTROverrides()).To(ContainElements(sinks.records))
-		Expect(sinks.records).To(HaveLen(6))
+		Expect(sinks.records).To(HaveLen(9))
+	})
+
+	It("publishes the SRV fallback in priority order", func() {
+		srv := lookup("_amtp._tcp.sink-srv."+m.Domain+".", dns.TypeSRV)
+		Expect(srv).To(HaveLen(2))
+		ports := map[uint16]uint16{}
+		for _, rr := range srv {
+			record := rr.(*dns.SRV)
+			ports[record.Priority] = record.Port
+		}
+		Expect(ports).To(HaveKeyWithValue(uint16(10), sinks.closer.Addr().Port()))
+		Expect(ports).To(HaveKeyWithValue(uint16(20), sinks.accepting.Server.Addr().Port()))
+	})
+
+	It("notes each connection to the closing listener", func() {
+		since := time.Now()
+		conn, err := net.DialTimeout("tcp", sinks.closer.Addr().String(), 5*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conn.SetReadDeadline(time.Now().Add(5 * time.Second))).To(Succeed())
+		_, err = conn.Read(make([]byte, 1))
+		Expect(err).To(HaveOccurred())
+		conn.Close()
+		Eventually(func() int { return len(sinks.closer.Connections(since)) }, 5*time.Second).Should(Equal(1))
 	})
 
 	It("logs the questions it answers", func() {

@@ -70,6 +70,8 @@ func clientSpecs() {
 			c.Pass("the server queried the SRV record _amtp._tcp.%s before it relayed the message to the suite's AMTP sink", domain)
 		})
 
+		clause("4.3.1-srv-procedure", []string{"private"}, checkSRVFallback)
+
 		clause("4.4.2-client-starts-with-ehlo", []string{"private"}, func(c *Check) {
 			tx, ok := c.relayToSink("com/confirmed")
 			if !ok {
@@ -215,6 +217,38 @@ func clientSpecs() {
 			c.Pass("the server relayed the message for %s to the suite's private sink without an SRV query for the domain", domain)
 		})
 	})
+}
+
+// checkSRVFallback relays a message for the domain whose priority-10 SRV
+// target closes every connection and whose priority-20 target is the
+// sink. The server must try the first before it delivers to the second.
+func checkSRVFallback(c *Check) {
+	fallback := current().SRVFallback
+	var target *RelaySink
+	if fallback != nil {
+		target = fallback.Sink
+	}
+	if c.relaySink(target) == nil {
+		return
+	}
+	since := time.Now()
+	recipient := "postmaster@" + fallback.Domain
+	m, ok := c.submitForRelay("conformance@"+current().PKI.Domain, "com/confirmed", recipient)
+	if !ok {
+		return
+	}
+	tx, err := c.waitAtSink(target, m)
+	if err != nil {
+		c.Broken("the server accepted the message for %s but did not deliver it to the priority-20 SRV target, the suite's sink %s, within %s: %v",
+			recipient, target, current().StepTimeout, err)
+		return
+	}
+	attempts := fallback.Down.Connections(since)
+	if len(attempts) == 0 || attempts[0].After(tx.Received) {
+		c.Broken("the server delivered the message for %s to the priority-20 SRV target without first trying the priority-10 target", recipient)
+		return
+	}
+	c.Pass("the server tried the priority-10 SRV target of %s (%d connection(s), each closed at once) and then delivered to the priority-20 target", fallback.Domain, len(attempts))
 }
 
 // PolicySinkMPCLine is the MPC line of the policy sink, which the run

@@ -56,6 +56,9 @@ type Config struct {
 	// every recipient, for the checks of how the server as a client obeys
 	// MPC declarations. It is nil in DNS mode "external".
 	PolicySink *RelaySink
+	// SRVFallback is a domain with two SRV records, for the check of the
+	// SRV procedure. It is nil in DNS mode "external".
+	SRVFallback *SRVFallback
 	// GatewaySink is a plain SMTP sink that the server under test routes
 	// its domain to as a non-AMTP next hop, and PrivateSink an AMTP sink
 	// with a private-CA certificate that it routes its domain to over a
@@ -72,6 +75,22 @@ type Config struct {
 type RelaySink struct {
 	Domain string
 	Server *sink.Server
+}
+
+// SRVFallback is a mail domain whose _amtp._tcp SRV record of priority
+// 10 names Down, a listener that closes every connection at once, and
+// whose record of priority 20 names the sink.
+type SRVFallback struct {
+	Domain string
+	Down   ConnectionLog
+	Sink   *RelaySink
+}
+
+// ConnectionLog is a listener that notes its connections.
+type ConnectionLog interface {
+	// Connections returns when the connections since the time given
+	// arrived, oldest first.
+	Connections(since time.Time) []time.Time
 }
 
 // DNS is the DNS server that the suite runs in DNS mode "serve".
