@@ -125,7 +125,7 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 	if opts.DNSMode == DNSServe {
 		// The sinks need the suite's DNS server, which routes their
 		// domains to them.
-		sinks, err := startRelaySinks(manifest)
+		sinks, err := startRelaySinks(manifest, opts.StepTimeout)
 		if err != nil {
 			return nil, err
 		}

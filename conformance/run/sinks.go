@@ -35,8 +35,9 @@ type relaySinks struct {
 // message for sink.<domain>, one for sink-deny.<domain> that declares
 // "MPC DENY=*/optout" and rejects every recipient with 550, and one for
 // sink-policy.<domain> that declares specs.PolicySinkMPCLine and accepts every
-// recipient.
-func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
+// recipient. Each sink ends a session that sends no command within
+// commandTimeout, so that a client that stalls is recorded in time.
+func startRelaySinks(m *pki.Manifest, commandTimeout time.Duration) (*relaySinks, error) {
 	loopback := netip.MustParseAddr("127.0.0.1")
 	sinks := &relaySinks{}
 	setups := []struct {
@@ -58,6 +59,7 @@ func startRelaySinks(m *pki.Manifest) (*relaySinks, error) {
 		cfg.Listen = loopback.String() + ":0"
 		cfg.Hostname = setup.domain
 		cfg.Certificate = cert
+		cfg.CommandTimeout = commandTimeout
 		server, err := sink.Start(cfg)
 		if err != nil {
 			sinks.Close()

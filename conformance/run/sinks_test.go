@@ -25,7 +25,7 @@ var _ = Describe("relaySinks", Ordered, func() {
 		var err error
 		m, err = pki.Init(pki.Options{Dir: filepath.Join(GinkgoT().TempDir(), "pki")})
 		Expect(err).NotTo(HaveOccurred())
-		sinks, err = startRelaySinks(m)
+		sinks, err = startRelaySinks(m, 5*time.Second)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(sinks.Close)
 

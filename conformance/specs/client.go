@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -262,7 +263,7 @@ var policyLine = strings.TrimPrefix(PolicySinkMPCLine, "MPC ")
 
 // relayToPolicySink submits a message with mpcValue for the policy sink's
 // domain on the private listener and returns the record of the first
-// session that the server opens there afterwards. It records a skip or
+// session that the server opens there afterwards, once it ends. It records a skip or
 // an error and returns ok false on failure.
 func (c *Check) relayToPolicySink(mpcValue string) (sink.SessionRecord, bool) {
 	target := c.relaySink(current().PolicySink)
@@ -273,12 +274,15 @@ func (c *Check) relayToPolicySink(mpcValue string) (sink.SessionRecord, bool) {
 	if _, ok := c.submitForRelay("conformance@"+current().PKI.Domain, mpcValue, "postmaster@"+target.Domain); !ok {
 		return sink.SessionRecord{}, false
 	}
-	ctx, cancel := c.stepContext()
+	// The sink ends a session that stalls for one step timeout, so a
+	// session is recorded within two.
+	wait := 2 * current().StepTimeout
+	ctx, cancel := context.WithTimeout(c.ctx, wait)
 	defer cancel()
 	record, err := target.Server.WaitSession(ctx, func(r sink.SessionRecord) bool { return !r.Started.Before(since) })
 	if err != nil {
-		c.Error("the server accepted a message with MPC=%s for %s, but no session reached the policy sink %s within %s: %v",
-			mpcValue, target.Domain, target, current().StepTimeout, err)
+		c.Error("the server accepted a message with MPC=%s for %s, but no session with the policy sink %s ended within %s: %v",
+			mpcValue, target.Domain, target, wait, err)
 		return sink.SessionRecord{}, false
 	}
 	c.Observe("the policy sink %s saw a session from %s (client certificate CN %q): %s", target, record.Source, record.ClientCN, strings.Join(record.Commands, " / "))
