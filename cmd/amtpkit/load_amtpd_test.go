@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+
+	"github.com/amtp-toolkit/amtp/fixtures/dnsserver"
+	"github.com/amtp-toolkit/amtp/loadgen/result"
+)
+
+// loadRunTimeout bounds one "amtpkit load" process in these tests; every
+// run here is bounded by a count of a few connections.
+const loadRunTimeout = 2 * time.Minute
+
+// loadRun is one finished "amtpkit load" process.
+type loadRun struct {
+	code           int
+	stdout, stderr string
+}
+
+// startLoad starts amtpkit with args.
+func startLoad(amtpkitPath string, args ...string) *gexec.Session {
+	session, err := gexec.Start(exec.Command(amtpkitPath, args...), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	return session
+}
+
+// waitLoad waits for a process from startLoad.
+func waitLoad(session *gexec.Session) loadRun {
+	Eventually(session, loadRunTimeout).Should(gexec.Exit())
+	return loadRun{code: session.ExitCode(), stdout: string(session.Out.Contents()), stderr: string(session.Err.Contents())}
+}
+
+// loadResult loads a JSON result that a run wrote.
+func loadResult(path string, run loadRun) *result.Result {
+	r, err := result.Load(path)
+	Expect(err).NotTo(HaveOccurred(), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+	return r
+}
+
+// serveStageZone serves the stage's PKI zone on its DNS address, for an
+// amtpd that checks PTR records.
+func serveStageZone(st *conformStage) {
+	zone, err := dnsserver.LoadZone(st.manifest.Path(st.manifest.ZoneFile))
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	server, err := dnsserver.Start(ctx, st.dnsListen, zone, nil)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		cancel()
+		server.Close()
+	})
+}
+
+var _ = Describe("load", Ordered, func() {
+	var amtpkitPath, amtpdPath string
+
+	BeforeAll(func() {
+		var err error
+		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
+		Expect(err).NotTo(HaveOccurred())
+		amtpdPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+	})
+
+	Context("against amtpd", Ordered, func() {
+		var (
+			st  *conformStage
+			srv *conformAmtpd
+		)
+
+		BeforeAll(func() {
+			st = newConformStage()
+			serveStageZone(st)
+			srv = st.startConformAmtpd(amtpdPath, false)
+		})
+
+		loadArgs := func(extra ...string) []string {
+			return append([]string{"load", "--target", srv.public, "--pki", st.manifest.Dir(), "--progress", "lines", "--no-calibration"}, extra...)
+		}
+
+		It("runs sessions and writes the result", func() {
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "load.json")
+			run := waitLoad(startLoad(amtpkitPath, loadArgs("--scenario", "session", "--concurrency", "2", "--count", "6",
+				"--messages", "2", "--json", jsonPath, "--threshold", "errors<1%")...))
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stdout).To(ContainSubstring("JSON result: " + jsonPath))
+
+			r := loadResult(jsonPath, run)
+			Expect(r.Counts.Started).To(Equal(int64(6)))
+			Expect(r.Counts.Failed).To(BeZero(), "errors: %+v", r.Errors)
+			Expect(r.Counts.MessagesAccepted).To(Equal(int64(12)))
+			Expect(r.Phase(result.PhaseDataEnd).Count()).To(Equal(int64(12)))
+			Expect(r.Phase(result.PhaseEHLO).Count()).To(Equal(int64(6)))
+			Expect(r.Run.TLS.Version).To(Equal("TLS 1.3"))
+			Expect(r.Run.EHLOCapabilities).To(ContainElement(HavePrefix("MPC")))
+			Expect(r.Thresholds).To(HaveLen(1))
+			Expect(r.Thresholds[0].Passed).To(BeTrue())
+		})
+
+		It("exits 3 when a threshold fails", func() {
+			run := waitLoad(startLoad(amtpkitPath, loadArgs("--concurrency", "1", "--count", "3",
+				"--threshold", "p50(handshake)<1us")...))
+			Expect(run.code).To(Equal(loadThresholdFailed), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stdout).To(ContainSubstring("p50(handshake)<1us: FAIL"))
+			Expect(run.stderr).To(ContainSubstring("1 of 1 thresholds failed"))
+		})
+
+		It("counts rejected identities as reply errors", func() {
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "expired.json")
+			run := waitLoad(startLoad(amtpkitPath, loadArgs("--scenario", "session", "--identity", "expired",
+				"--concurrency", "1", "--count", "2", "--json", jsonPath)...))
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+			r := loadResult(jsonPath, run)
+			Expect(r.Counts.Failed).To(Equal(int64(2)))
+			Expect(r.Errors).NotTo(BeEmpty())
+			for _, e := range r.Errors {
+				Expect(e.Class).To(Or(Equal(result.ErrorReply), Equal(result.ErrorTLSAlert)), "%+v", e)
+			}
+		})
+
+		It("merges shards run as separate processes exactly", func() {
+			dir := GinkgoT().TempDir()
+			var sessions []*gexec.Session
+			var paths []string
+			for i := range 3 {
+				path := filepath.Join(dir, "shard-"+string(rune('0'+i))+".json")
+				paths = append(paths, path)
+				sessions = append(sessions, startLoad(amtpkitPath, loadArgs("--concurrency", "3", "--count", "10",
+					"--shard", string(rune('0'+i))+"/3", "--json", path)...))
+			}
+
+			var shards []*result.Result
+			var started, handshakes int64
+			for i, session := range sessions {
+				run := waitLoad(session)
+				Expect(run.code).To(Equal(0), "shard %d stdout:\n%s\nstderr:\n%s", i, run.stdout, run.stderr)
+				r := loadResult(paths[i], run)
+				shards = append(shards, r)
+				started += r.Counts.Started
+				handshakes += r.Phase(result.PhaseHandshake).Count()
+			}
+			Expect(started).To(Equal(int64(10)))
+
+			mergedPath := filepath.Join(dir, "merged.json")
+			run := waitLoad(startLoad(amtpkitPath, append([]string{"load", "merge", "--json", mergedPath}, paths...)...))
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stdout).To(ContainSubstring("merged from 3 shards"))
+
+			merged := loadResult(mergedPath, run)
+			Expect(merged.Counts.Started).To(Equal(started))
+			Expect(merged.Phase(result.PhaseHandshake).Count()).To(Equal(handshakes))
+			Expect(merged.Shards).To(HaveLen(3))
+			expected := result.MergeHistograms(shards[0].Phase(result.PhaseTotal), shards[1].Phase(result.PhaseTotal), shards[2].Phase(result.PhaseTotal))
+			Expect(merged.Phase(result.PhaseTotal).Buckets()).To(Equal(expected.Buckets()))
+
+			run = waitLoad(startLoad(amtpkitPath, "load", "merge", "--json", filepath.Join(dir, "twice.json"), paths[0], paths[0]))
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("appears twice"))
+		})
+	})
+
+	Context("relay through amtpd", Ordered, func() {
+		It("measures delivery to the generator's sink", func() {
+			// The generator serves the PKI zone with the sink's SRV record
+			// on the stage's DNS address, which amtpd uses as resolver.
+			st := newConformStage()
+			srv := st.startConformAmtpd(amtpdPath, false)
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "relay.json")
+
+			run := waitLoad(startLoad(amtpkitPath, "load", "--scenario", "relay", "--target", srv.private,
+				"--pki", st.manifest.Dir(), "--dns-listen", st.dnsListen, "--concurrency", "1", "--count", "3",
+				"--progress", "none", "--no-calibration", "--json", jsonPath))
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+			r := loadResult(jsonPath, run)
+			Expect(r.Counts.Failed).To(BeZero(), "errors: %+v", r.Errors)
+			Expect(r.Counts.MessagesAccepted).To(Equal(int64(3)))
+			Expect(r.Counts.MessagesDelivered).To(Equal(int64(3)))
+			Expect(r.Phase(result.PhaseDelivery).Count()).To(Equal(int64(3)))
+			Expect(r.Phase(result.PhaseAuth).Count()).To(Equal(int64(3)))
+		})
+	})
+
+	Context("options", func() {
+		It("rejects a target that is not loopback", func() {
+			pkiDir := newConformStage().manifest.Dir()
+			run := waitLoad(startLoad(amtpkitPath, "load", "--target", "192.0.2.1:4025", "--pki", pkiDir,
+				"--rate", "1", "--count", "1", "--progress", "none"))
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("resolves to 192.0.2.1, which is not a loopback address"))
+		})
+
+		It("rejects a run without a bound", func() {
+			pkiDir := newConformStage().manifest.Dir()
+			run := waitLoad(startLoad(amtpkitPath, "load", "--target", "127.0.0.1:4025", "--pki", pkiDir, "--rate", "1"))
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("missing bound"))
+		})
+
+		It("rejects an invalid threshold", func() {
+			pkiDir := newConformStage().manifest.Dir()
+			run := waitLoad(startLoad(amtpkitPath, "load", "--target", "127.0.0.1:4025", "--pki", pkiDir,
+				"--rate", "1", "--count", "1", "--threshold", "p99(tls)<1ms"))
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring(`unknown phase "tls"`))
+		})
+	})
+})
