@@ -87,7 +87,7 @@ var section4_4 = []Clause{
 		Role:    RoleClient,
 		Text:    "MPC declarations SHALL be evaluated in the order presented.",
 		Source:  SourceDraft,
-		Wire:    "Let the suite's AMTP sink declare MPC DENY=com/* ALLOW=com/individual, and have the server under test relay a com/individual message to it; the server must go on to MAIL, because the later ALLOW decides.",
+		Wire:    "Let the suite's policy sink declare MPC DENY=ngo/* ALLOW=ngo/customer, and have the server under test relay an ngo/customer message to it; the server must go on to MAIL, because the later ALLOW decides.",
 		Notes:   `docs/interpretations.md item 2: the last matching declaration decides, and "matches any DENY declaration" is read as "is denied by the declarations".`,
 	},
 	{
@@ -98,7 +98,7 @@ var section4_4 = []Clause{
 		Role:    RoleClient,
 		Text:    `If there is no MPC declaration in the EHLO reply, "ALLOW */*" is implied and the client may proceed.`,
 		Source:  SourceDraft,
-		Wire:    "Let the suite's AMTP sink send an EHLO reply without an MPC line, and have the server under test relay a com/optout message to it; record whether the server goes on to MAIL.",
+		Wire:    "Let the suite's AMTP sink send an EHLO reply without an MPC line, and have the server under test relay a com/confirmed message to it; record whether the server goes on to MAIL.",
 		Notes:   `Lower-case in the draft: "may proceed" is the client's permission that the implied "ALLOW */*" grants.`,
 	},
 	{
@@ -109,7 +109,7 @@ var section4_4 = []Clause{
 		Role:    RoleClient,
 		Text:    "If the MPC value of message to be delivered matches any DENY declaration in the EHLO reply, the client MUST issue a QUIT command and refrain from retrying the message",
 		Source:  SourceDraft,
-		Wire:    "Let the suite's AMTP sink declare MPC DENY=*/optout, and have the server under test relay a com/optout message to it; the server's next command after the EHLO reply must be QUIT, with no MAIL before it.",
+		Wire:    "Let the suite's policy sink declare MPC DENY=ngo/* ALLOW=ngo/customer, and have the server under test relay an ngo/optin message to it; the server's next command after the EHLO reply must be QUIT, with no MAIL before it.",
 		Notes:   "docs/interpretations.md item 2 on how DENY and ALLOW declarations combine.",
 	},
 	{
@@ -120,7 +120,7 @@ var section4_4 = []Clause{
 		Role:    RoleClient,
 		Text:    "If the MPC value of message to be delivered matches any DENY declaration in the EHLO reply, the client MUST issue a QUIT command and refrain from retrying the message",
 		Source:  SourceDraft,
-		Wire:    "After the server under test quit a relay attempt because the suite's AMTP sink declared MPC DENY=*/optout, the sink must see no further attempt to deliver that message within the configured observation window.",
+		Wire:    "After the server under test quit a relay attempt because the suite's policy sink denied the message's MPC value, the sink must see no further session within one step timeout.",
 	},
 	{
 		ID:      "4.4.2-client-bounces-on-deny",
@@ -130,7 +130,7 @@ var section4_4 = []Clause{
 		Role:    RoleClient,
 		Text:    "and the client SHOULD deliver a corresponding bounce message to the sender",
 		Source:  SourceDraft,
-		Wire:    "After the server under test quit a relay attempt because of an MPC DENY declaration, a bounce for that message must arrive at its sender address, which the suite's DNS routes to the suite's AMTP sink.",
+		Wire:    "After the server under test quit a relay attempt because of an MPC DENY declaration, a bounce for that message must reach the Maildir of its local sender.",
 	},
 	{
 		ID:      "4.4.3-client-issues-mpc",
