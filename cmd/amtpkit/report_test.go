@@ -129,7 +129,7 @@ var _ = Describe("amtpkit report", func() {
 	})
 
 	Describe("a load result", func() {
-		loadExample := filepath.Join("..", "..", "loadgen", "result", "testdata", "example.json")
+		loadExample := filepath.Join("..", "..", "reports", "load", "testdata", "run.json")
 
 		It("renders HTML and Markdown", func() {
 			page := filepath.Join(dir, "load.html")
@@ -141,7 +141,7 @@ var _ = Describe("amtpkit report", func() {
 
 			run = runPKICommand("report", loadExample)
 			Expect(run.code).To(Equal(0), run.stderr)
-			Expect(run.stdout).To(HavePrefix("## AMTP load run against `127.0.0.1:4025`"))
+			Expect(run.stdout).To(HavePrefix("## AMTP load run against `127.0.0.1:24125`"))
 		})
 
 		It("rejects JUnit and a baseline", func() {

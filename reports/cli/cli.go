@@ -39,9 +39,9 @@ const (
 	KindLoad        Kind = "load"
 )
 
-// DetectKind tells a conformance result (written by amtpkit conform, with
-// a "clauses" list) from a load result (written by amtpkit load, with
-// "run" and "phases").
+// DetectKind returns the kind of the result in data: a conformance result
+// of amtpkit conform has a "clauses" list, and a load result of amtpkit
+// load has "run" and "phases".
 func DetectKind(data []byte) (Kind, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {

@@ -70,8 +70,8 @@ func CompareBaseline(old, next *result.Result) Diff {
 	return d
 }
 
-// isMet reports whether v says the server met the clause: pass, or a
-// verdict that records a fact or a recommendation without a failure.
+// isMet reports whether v means that the server met the clause: pass, or
+// a verdict that records a fact or a recommendation without a failure.
 func isMet(v result.Verdict) bool {
 	return v == result.Pass || v == result.Warn || v == result.Info
 }

@@ -15,7 +15,7 @@ import (
 // htmlMaxLines is the number of transcript lines per connection that the
 // HTML report shows. The probe keeps up to 1 MiB per connection, so a
 // server that floods the suite could otherwise make the page too large to
-// open; the JSON result keeps every line.
+// open. The JSON result keeps every line.
 const htmlMaxLines = 400
 
 //go:embed report.html.tmpl

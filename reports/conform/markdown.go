@@ -9,9 +9,9 @@ import (
 )
 
 // markdownMaxListed is the number of clauses per verdict that a Markdown
-// summary lists one by one. GitHub cuts a step summary at 1 MiB, and a
-// run whose baseline session failed has hundreds of clauses with one
-// shared reason.
+// summary lists one by one. GitHub rejects a step summary larger than
+// 1 MiB, and a run whose baseline session failed has hundreds of clauses
+// with one shared reason.
 const markdownMaxListed = 100
 
 // WriteMarkdown writes a summary of r for a CI job summary, such as

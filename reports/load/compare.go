@@ -34,10 +34,10 @@ var compareTemplate string
 var comparePage = template.Must(template.New("compare").Funcs(funcs).Parse(compareTemplate))
 
 // WriteCompareHTML writes two load results side by side on one
-// self-contained page: a table of headline figures with the change from
-// the first run to the second, the percentiles per phase of both, and
-// plots of throughput, p99 latency over time and the percentile
-// distribution with one line per run.
+// self-contained page. It shows the headline figures and the percentiles
+// per phase of both runs with the change from the first to the second.
+// Its plots of throughput, p99 latency over time and the percentile
+// distribution have one line per run.
 func WriteCompareHTML(w io.Writer, a, b Named) error {
 	data := struct {
 		A, B            Named
@@ -125,8 +125,8 @@ func durationRow(name string, a, b time.Duration) MetricRow {
 	return metricRow(name, ms(a), ms(b), func(f float64) string { return formatDuration(time.Duration(f * float64(time.Millisecond))) }, false)
 }
 
-// metricRow compares two values; higherIsBetter says which way is an
-// improvement.
+// metricRow compares two values. higherIsBetter is true when a higher
+// value is an improvement.
 func metricRow(name string, a, b float64, format func(float64) string, higherIsBetter bool) MetricRow {
 	row := MetricRow{Name: name, A: format(a), B: format(b)}
 	if a == 0 || math.IsNaN(a) || math.IsNaN(b) {

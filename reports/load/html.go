@@ -44,11 +44,11 @@ type loadReport struct {
 	Print      template.JS
 }
 
-// WriteHTML writes r as one self-contained HTML page: the run's
-// fingerprint, headline figures and thresholds, plots of throughput and
-// latency percentiles over time, latency per phase, the percentile
-// distribution and the errors by reply code and TLS alert, and tables of
-// the same figures.
+// WriteHTML writes r as one self-contained HTML page with the run's
+// fingerprint, headline figures and thresholds. Its plots show throughput
+// and latency percentiles over time, latency per phase, the percentile
+// distribution and the errors by reply code and TLS alert, and tables
+// give the same figures.
 func WriteHTML(w io.Writer, r *result.Result) error {
 	intervals := Intervals(r)
 	phases := PhaseRows(r)

@@ -92,21 +92,21 @@ var _ = Describe("WriteHTML", func() {
 		Expect(pageOf(r)).To(ContainSubstring("No errors."))
 	})
 
-	It("renders the generator's example", func() {
-		r, err := result.Load(filepath.Join("..", "..", "loadgen", "result", "testdata", "example.json"))
+	It("renders a real run", func() {
+		r, err := result.Load(filepath.Join("testdata", "run.json"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(pageOf(r)).To(ContainSubstring(`data-passed="true"`))
 	})
 })
 
 var _ = Describe("WriteMarkdown", func() {
-	It("keeps the golden summary of the generator's example", func() {
-		r, err := result.Load(filepath.Join("..", "..", "loadgen", "result", "testdata", "example.json"))
+	It("keeps the golden summary of a real run", func() {
+		r, err := result.Load(filepath.Join("testdata", "run.json"))
 		Expect(err).NotTo(HaveOccurred())
 		var out bytes.Buffer
 		Expect(load.WriteMarkdown(&out, r)).To(Succeed())
 
-		path := filepath.Join("testdata", "example.golden.md")
+		path := filepath.Join("testdata", "run.golden.md")
 		if *update {
 			Expect(os.MkdirAll("testdata", 0o755)).To(Succeed())
 			Expect(os.WriteFile(path, out.Bytes(), 0o644)).To(Succeed())

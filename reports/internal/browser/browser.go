@@ -17,15 +17,15 @@ import (
 // Timeout bounds one Chromium run.
 const Timeout = 90 * time.Second
 
-// Page is what Chromium made of a report.
+// Page is the outcome of opening a report in Chromium.
 type Page struct {
 	// DOM is the serialized DOM after the page's scripts ran.
 	DOM string
 	// Screenshot is the path of the PNG screenshot.
 	Screenshot string
-	// Requests are the URLs of the requests that the page started. Requests
-	// of Chromium's own services (update checks and the like, whose
-	// initiator is "not an origin") are left out; the page's own file does
+	// Requests are the URLs of the requests that the page started. The
+	// requests of Chromium's own services, such as update checks, have the
+	// initiator "not an origin" and are left out. The page's own file does
 	// not appear in the net log.
 	Requests []string
 	// IsolatedNetwork is true when Chromium ran in a network namespace of
@@ -33,8 +33,8 @@ type Page struct {
 	IsolatedNetwork bool
 }
 
-// Find returns the Chromium command, or an error that says how to
-// install it.
+// Find returns the Chromium command, or an error that names the package
+// to install.
 func Find() (string, error) {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if path, err := exec.LookPath(name); err == nil {
