@@ -161,8 +161,11 @@ type Clause struct {
 	Title  string `json:"title"`
 	Level  string `json:"level"`
 	Role   string `json:"role"`
-	// Text is the normative sentence that the clause quotes. Older
-	// amtpkit builds leave it out, so Sentence falls back to the catalogue.
+	// Text is the normative sentence that the clause quotes. It is empty
+	// in results that did not record it, and Sentence then falls back to
+	// the catalogue.
+	// TODO: conformance/run does not fill Text and Notes from the
+	// catalogue yet.
 	Text string `json:"text,omitempty"`
 	// Notes is the interpretation of the draft that the suite applied to
 	// the clause, if any.

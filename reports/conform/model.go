@@ -17,6 +17,7 @@ import (
 // suite reads the draft where it contradicts itself. It is the URL form of
 // docs/interpretations.md, so that a report opened from any folder, or
 // published, reaches it.
+// NOTE: the URL assumes the repository is published at its module path.
 const InterpretationsURL = "https://github.com/amtp-toolkit/amtp/blob/main/docs/interpretations.md"
 
 // Status is the overall verdict of a run.
