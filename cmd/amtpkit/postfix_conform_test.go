@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -285,7 +286,7 @@ var _ = Describe("conform against Postfix", Ordered, ContinueOnFailure, func() {
 		for _, c := range specClauses(r) {
 			judged = append(judged, c.ID)
 			if !listed[c.ID] {
-				unlisted = append(unlisted, c.ID)
+				unlisted = append(unlisted, fmt.Sprintf("%s: %s: %s", c.ID, c.Verdict, c.Reason))
 			}
 		}
 		Expect(unlisted).To(BeEmpty(), "add these spec clauses to postfixVerdicts and docs/interop.md")
