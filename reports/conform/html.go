@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/amtp-toolkit/amtp/conformance/probe"
 	"github.com/amtp-toolkit/amtp/conformance/result"
@@ -17,6 +18,11 @@ import (
 // server that floods the suite could otherwise make the page too large to
 // open. The JSON result keeps every line.
 const htmlMaxLines = 400
+
+// htmlMaxLineLength is the number of bytes of one transcript line that
+// the HTML report shows, for the same reason: one event of a transcript
+// may hold 64 KiB without a line break.
+const htmlMaxLineLength = 2000
 
 //go:embed report.html.tmpl
 var reportTemplate string
@@ -130,6 +136,15 @@ func htmlClauseOf(c result.Clause) htmlClause {
 		if len(lines) > htmlMaxLines {
 			conn.Omitted = len(lines) - htmlMaxLines
 			lines = lines[:htmlMaxLines]
+		}
+		for i, line := range lines {
+			if len(line.Text) > htmlMaxLineLength {
+				cut := htmlMaxLineLength
+				for cut > 0 && !utf8.RuneStart(line.Text[cut]) {
+					cut--
+				}
+				lines[i].Text = fmt.Sprintf("%s… (%d more bytes in the JSON result)", line.Text[:cut], len(line.Text)-cut)
+			}
 		}
 		conn.Lines = lines
 		hc.Connections = append(hc.Connections, conn)

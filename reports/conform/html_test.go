@@ -58,6 +58,13 @@ var _ = Describe("WriteHTML", func() {
 		Expect(out.String()).To(ContainSubstring(`href="../docs/interpretations.md"`))
 	})
 
+	It("cuts long lines", func() {
+		r := fixture()
+		r.Clauses[1].Transcript[0].Record.Note("%s", strings.Repeat("é", 3000))
+		page := htmlOf(r)
+		Expect(page).To(ContainSubstring("é… (4000 more bytes in the JSON result)"))
+	})
+
 	It("cuts long transcripts", func() {
 		r := fixture()
 		record := r.Clauses[1].Transcript[0].Record
