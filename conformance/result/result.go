@@ -114,6 +114,9 @@ type Options struct {
 	DNSListen     string   `json:"dns_listen,omitempty"`
 	Maildir       string   `json:"maildir,omitempty"`
 	Recipient     string   `json:"recipient"`
+	GatewaySink   string   `json:"gateway_sink,omitempty"`
+	PrivateSink   string   `json:"private_sink,omitempty"`
+	ServerTimeout string   `json:"server_timeout,omitempty"`
 	Strict        bool     `json:"strict"`
 	StepTimeout   string   `json:"step_timeout"`
 	Focus         []string `json:"focus,omitempty"`

@@ -101,12 +101,23 @@ func resultOptions(opts Options) result.Options {
 		DNSListen:     opts.DNSListen,
 		Maildir:       opts.Maildir,
 		Recipient:     opts.Recipient,
+		GatewaySink:   opts.GatewaySink,
+		PrivateSink:   opts.PrivateSink,
+		ServerTimeout: serverTimeoutText(opts.ServerTimeout),
 		Strict:        opts.Strict,
 		StepTimeout:   opts.StepTimeout.String(),
 		Focus:         opts.Focus,
 		Skip:          opts.Skip,
 		LabelFilter:   opts.LabelFilter,
 	}
+}
+
+// serverTimeoutText returns d as the result records it, "" when not given.
+func serverTimeoutText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // RerunCommand returns the amtpkit command line that checks the clause id
