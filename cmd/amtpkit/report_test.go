@@ -112,7 +112,7 @@ var _ = Describe("amtpkit report", func() {
 			next := writeVariant(dir, "next.json", "4.2-tls-required", result.Fail)
 			run := runPKICommand("report", "--baseline", reportFixture, next)
 			Expect(run.code).To(Equal(0), run.stderr)
-			Expect(run.stdout).To(ContainSubstring("1 regressions"))
+			Expect(run.stdout).To(ContainSubstring("1 regression, 0 fixes"))
 		})
 
 		It("lists a fix", func() {

@@ -79,8 +79,8 @@ func isMet(v result.Verdict) bool {
 // WriteBaselineText writes the diff for a terminal or a CI log.
 func WriteBaselineText(w io.Writer, d Diff) error {
 	var out strings.Builder
-	fmt.Fprintf(&out, "%d regressions, %d fixes, %d other changes against the baseline\n",
-		len(d.Regressions), len(d.Fixes), len(d.Other))
+	fmt.Fprintf(&out, "%s, %s, %s against the baseline\n",
+		plural(len(d.Regressions), "regression"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
 	for _, group := range []struct {
 		title   string
 		changes []Change
@@ -111,7 +111,7 @@ func WriteBaselineMarkdown(w io.Writer, d Diff) error {
 		status = fmt.Sprintf("❌ %s", plural(len(d.Regressions), "regression"))
 	}
 	fmt.Fprintf(&out, "## AMTP conformance against the baseline: %s\n\n", status)
-	fmt.Fprintf(&out, "%d new failures, %d fixes, %d other changes.\n\n", len(d.Regressions), len(d.Fixes), len(d.Other))
+	fmt.Fprintf(&out, "%s, %s, %s.\n\n", plural(len(d.Regressions), "new failure"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
 	for _, group := range []struct {
 		title   string
 		changes []Change

@@ -8,6 +8,7 @@ package conform
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/amtp-toolkit/amtp/conformance/catalogue"
 	"github.com/amtp-toolkit/amtp/conformance/result"
@@ -162,10 +163,15 @@ func Levels(r *result.Result) []string {
 	return levels
 }
 
-// plural returns "1 thing" or "n things".
+// plural returns "1 thing" or "n things", or "n fixes" for a word that
+// ends in x.
 func plural(n int, thing string) string {
-	if n == 1 {
+	switch {
+	case n == 1:
 		return "1 " + thing
+	case strings.HasSuffix(thing, "x"):
+		return fmt.Sprintf("%d %ses", n, thing)
+	default:
+		return fmt.Sprintf("%d %ss", n, thing)
 	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }
