@@ -64,10 +64,10 @@ func (s *breakableServer) routeDomains() (gateway, private string) {
 	return "gateway." + s.config.manifest.Domain, "private-sink." + s.config.manifest.Domain
 }
 
-// relayOne runs one transaction with the next hop of domain: plain SMTP
-// with an MPC header field on the gateway route, AMTP with the private
-// client certificate on the private route, and AMTP to the target of the
-// domain's SRV record otherwise.
+// relayOne runs one transaction with the next hop of domain. The gateway
+// route gets plain SMTP with an MPC header field, the private route AMTP
+// with the private client certificate, and any other domain AMTP to the
+// targets of its SRV records.
 func (s *breakableServer) relayOne(hostname, domain, recipient string, tx transaction, message mailData) error {
 	conn, err := s.dialNextHop(domain)
 	if err != nil {

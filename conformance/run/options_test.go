@@ -47,6 +47,12 @@ var _ = Describe("Options", func() {
 		Entry("remote private target", func(o *Options) { o.PrivateTarget = "example.org:587" }, "--private-target"),
 		Entry("remote DNS address", func(o *Options) { o.DNSListen = "0.0.0.0:53" }, "--dns-listen"),
 		Entry("missing Maildir", func(o *Options) { o.Maildir = "/nonexistent/maildir" }, "is not a folder"),
+		Entry("remote gateway sink", func(o *Options) { o.GatewaySink = "192.0.2.1:2525" }, "--gateway-sink"),
+		Entry("remote private sink", func(o *Options) { o.PrivateSink = "192.0.2.1:4587" }, "--private-sink"),
+		Entry("one address for both sinks", func(o *Options) {
+			o.GatewaySink, o.PrivateSink = "127.0.0.1:2525", "127.0.0.1:2525"
+		}, "give each sink its own port"),
+		Entry("negative server timeout", func(o *Options) { o.ServerTimeout = -time.Second }, "server timeout -1s is negative"),
 		Entry("unknown focus", func(o *Options) { o.Focus = []string{"4.9"} }, `--focus "4.9"`),
 		Entry("broken label filter", func(o *Options) { o.LabelFilter = "(a" }, "label filter"),
 	)
@@ -121,6 +127,14 @@ var _ = Describe("RerunCommand", func() {
 		Expect(RerunCommand(opts, "4.4.1-helo-rejected")).To(Equal(
 			"amtpkit conform --target 127.0.0.1:4025 --pki '/tmp/my pki' --private-target 127.0.0.1:4587 --maildir /srv/mail " +
 				"--dns-listen 127.0.0.1:15353 --timeout 3s --strict --focus 4.4.1-helo-rejected"))
+	})
+
+	It("repeats the sinks and the server timeout", func() {
+		opts := Options{Target: "127.0.0.1:4025", PKIDir: "pki", GatewaySink: "127.0.0.1:2525",
+			PrivateSink: "127.0.0.1:2587", ServerTimeout: 5 * time.Minute}
+		Expect(RerunCommand(opts, "5.1-relay-over-private-connections")).To(Equal(
+			"amtpkit conform --target 127.0.0.1:4025 --pki pki --gateway-sink 127.0.0.1:2525 --private-sink 127.0.0.1:2587 " +
+				"--server-timeout 5m0s --focus 5.1-relay-over-private-connections"))
 	})
 
 	It("names external DNS", func() {
