@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/amtp-toolkit/amtp/conformance/result"
+	"github.com/amtp-toolkit/amtp/reports/cli"
 )
 
 // reportFixture is the fixed conformance result of the report tests.
@@ -189,5 +191,34 @@ var _ = Describe("amtpkit report", func() {
 			Expect(run.code).To(Equal(2))
 			Expect(strings.ToLower(run.stderr)).To(ContainSubstring("at least two"))
 		})
+	})
+})
+
+var _ = Describe("conform report options", func() {
+	It("write the reports that conform names", func() {
+		dir := GinkgoT().TempDir()
+		r, err := result.Load(reportFixture)
+		Expect(err).NotTo(HaveOccurred())
+
+		flags := flag.NewFlagSet("conform", flag.ContinueOnError)
+		out := addReportFlags(flags)
+		junit, page := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.html")
+		Expect(flags.Parse([]string{"--junit", junit, "--html", page})).To(Succeed())
+
+		var stdout strings.Builder
+		Expect(writeReports(&stdout, r, out)).To(Succeed())
+		Expect(stdout.String()).To(ContainSubstring("JUnit XML: " + junit))
+		Expect(stdout.String()).To(ContainSubstring("HTML report: " + page))
+		Expect(junit).To(BeAnExistingFile())
+		Expect(page).To(BeAnExistingFile())
+	})
+
+	It("report a folder that does not exist", func() {
+		r, err := result.Load(reportFixture)
+		Expect(err).NotTo(HaveOccurred())
+		out := &cli.Outputs{HTML: filepath.Join(GinkgoT().TempDir(), "missing", "report.html")}
+		var stdout strings.Builder
+		Expect(writeReports(&stdout, r, out)).NotTo(Succeed())
+		Expect(stdout.String()).To(ContainSubstring("reports not written"))
 	})
 })

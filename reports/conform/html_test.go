@@ -101,6 +101,30 @@ var _ = Describe("HTML report in Chromium", Label("browser"), func() {
 		Expect(info.Size()).To(BeNumerically(">", 10000), "the screenshot should show a rendered page")
 	})
 
+	It("prints every clause opened", func() {
+		chromium, err := browser.Find()
+		Expect(err).NotTo(HaveOccurred())
+		dir := GinkgoT().TempDir()
+		page := htmlOf(fixture())
+
+		// The same page without its print support: the script that opens
+		// every <details> and the CSS rule that shows their contents.
+		bare := regexp.MustCompile(`(?s)<script>\(function \(\) \{\n  var opened.*?</script>`).ReplaceAllString(page, "")
+		bare = strings.Replace(bare, "details::details-content { content-visibility: visible; display: block; }", "", 1)
+		Expect(len(bare)).To(BeNumerically("<", len(page)-200), "the print support was not found in the page")
+
+		pages := map[string]int{}
+		for name, html := range map[string]string{"full": page, "bare": bare} {
+			path := filepath.Join(dir, name+".html")
+			Expect(os.WriteFile(path, []byte(html), 0o644)).To(Succeed())
+			n, err := browser.PrintPages(context.Background(), chromium, path, filepath.Join(dir, name))
+			Expect(err).NotTo(HaveOccurred())
+			pages[name] = n
+		}
+		Expect(pages["bare"]).To(BeNumerically(">", 0))
+		Expect(pages["full"]).To(BeNumerically(">", pages["bare"]), "opened clauses take more pages")
+	})
+
 	It("sees a request of a page that makes one", func() {
 		chromium, err := browser.Find()
 		Expect(err).NotTo(HaveOccurred())

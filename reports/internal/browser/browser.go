@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"time"
 )
 
@@ -91,6 +92,39 @@ func Open(ctx context.Context, chromium, path, dir string, width, height int) (*
 	}
 	return page, nil
 }
+
+// PrintPages prints the HTML file at path to PDF in headless Chromium and
+// returns the number of pages, counted from the PDF's page objects.
+func PrintPages(ctx context.Context, chromium, path, dir string) (int, error) {
+	absolute, err := filepath.Abs(path)
+	if err != nil {
+		return 0, fmt.Errorf("print %s in Chromium: %w", path, err)
+	}
+	pdf := filepath.Join(dir, "print.pdf")
+
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+
+	args := []string{
+		"--headless", "--no-sandbox", "--disable-gpu",
+		"--user-data-dir=" + filepath.Join(dir, "profile"),
+		"--no-first-run", "--disable-background-networking", "--disable-component-update",
+		"--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+		"--no-pdf-header-footer",
+	}
+	if _, err := run(ctx, chromium, args, "--print-to-pdf="+pdf, "file://"+absolute); err != nil {
+		return 0, err
+	}
+	data, err := os.ReadFile(pdf)
+	if err != nil {
+		return 0, fmt.Errorf("read the printed PDF: %w", err)
+	}
+	return len(pdfPage.FindAll(data, -1)), nil
+}
+
+// pdfPage matches the type of a page object, and not of the page tree
+// ("/Type /Pages").
+var pdfPage = regexp.MustCompile(`/Type\s*/Page[^s]`)
 
 // run runs Chromium once, in a new network namespace when possible, and
 // returns its stdout.
