@@ -317,6 +317,14 @@ var _ = Describe("conform against Postfix", Ordered, ContinueOnFailure, func() {
 		})).To(BeTrue(), "%d messages in the Maildir of postmaster", len(messages))
 	})
 
+	It("sends a stray 220 after its 421 greeting", func() {
+		c, ok := r.Clause("3.1-client-certificate-required")
+		Expect(ok).To(BeTrue())
+		Expect(c.Transcript).NotTo(BeEmpty())
+		Expect(c.Transcript[0].Rendered).To(ContainSubstring(
+			"S: 421 4.7.1 mx.example.test Error: No client certificate presented\nS: 220 mx.example.test ESMTP Postfix\n"))
+	})
+
 	It("logs why it refused the clients the suite cannot judge", func() {
 		log := instance.Log()
 		Expect(log).To(ContainSubstring("abort: TLS from unknown[127.0.0.2]: No client certificate presented"))
