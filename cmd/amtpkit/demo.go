@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -141,7 +142,12 @@ type demo struct {
 
 	manifest  *pki.Manifest
 	dnsListen string
-	server    *amtpdProcess
+	// gatewaySink and privateSink are the loopback addresses of the
+	// suite's plain SMTP sink and private AMTP sink, routed to by amtpd.
+	gatewaySink, privateSink string
+	// ipv6 is set when ::1 is usable, for the IPv6 PTR check.
+	ipv6   bool
+	server *amtpdProcess
 }
 
 func (d *demo) run(ctx context.Context) (err error) {
@@ -149,7 +155,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	d.server, err = startAmtpdProcess(ctx, d.amtpdPath, filepath.Join(d.work, "amtpd.toml"), filepath.Join(d.work, "amtpd.log"))
+	d.server, err = startAmtpdProcess(ctx, d.amtpdPath, filepath.Join(d.work, "amtpd.toml"), filepath.Join(d.work, "amtpd.log"), d.ipv6)
 	if err != nil {
 		return err
 	}
@@ -158,7 +164,11 @@ func (d *demo) run(ctx context.Context) (err error) {
 			err = stopErr
 		}
 	}()
-	fmt.Fprintf(d.stdout, "amtpd is running: public listener %s, private listener %s, log %s\n", d.server.public, d.server.private, d.server.logPath)
+	public := d.server.public
+	if d.server.public6 != "" {
+		public += " and " + d.server.public6
+	}
+	fmt.Fprintf(d.stdout, "amtpd is running: public listener %s, private listener %s, log %s\n", public, d.server.private, d.server.logPath)
 
 	conformResult, err := d.conform(ctx)
 	if err != nil {
@@ -190,12 +200,17 @@ func (d *demo) stage() error {
 	}
 	d.manifest = m
 
-	d.dnsListen, err = freeLoopbackPort()
-	if err != nil {
-		return err
+	for _, addr := range []*string{&d.dnsListen, &d.gatewaySink, &d.privateSink} {
+		if *addr, err = freeLoopbackPort(); err != nil {
+			return err
+		}
+	}
+	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		l.Close()
+		d.ipv6 = true
 	}
 
-	config, err := demoAmtpdConfig(m, d.dnsListen, d.work)
+	config, err := d.amtpdConfig()
 	if err != nil {
 		return err
 	}
@@ -205,12 +220,18 @@ func (d *demo) stage() error {
 	return nil
 }
 
-// demoAmtpdConfig is the configuration of the demo's amtpd: public and
-// private listeners on 127.0.0.1 with ports the kernel picks, the PKI's
-// certificates, dnsListen as its resolver, an MPC policy that denies
-// */optout, Maildir delivery and a spool under work.
-func demoAmtpdConfig(m *pki.Manifest, dnsListen, work string) (string, error) {
+// amtpdConfig returns the configuration of the demo's amtpd: public and
+// private listeners on 127.0.0.1 (and a public one on ::1 when usable)
+// with ports the kernel picks, the PKI's certificates, the demo's DNS
+// server as its resolver, an MPC policy that denies */optout, Maildir
+// delivery, a spool, and routes to the suite's gateway and private sinks.
+func (d *demo) amtpdConfig() (string, error) {
+	m, work := d.manifest, d.work
 	server, err := m.Cert(pki.CertServer)
+	if err != nil {
+		return "", fmt.Errorf("demo PKI: %w", err)
+	}
+	privateClient, err := m.Cert(pki.CertPrivateClient)
 	if err != nil {
 		return "", fmt.Errorf("demo PKI: %w", err)
 	}
@@ -229,6 +250,11 @@ func demoAmtpdConfig(m *pki.Manifest, dnsListen, work string) (string, error) {
 		return "", fmt.Errorf("create the demo Maildir: %w", err)
 	}
 
+	publicListen := `"127.0.0.1:0"`
+	if d.ipv6 {
+		publicListen += `, "[::1]:0"`
+	}
+
 	return fmt.Sprintf(`# amtpd configuration written by "amtpkit demo".
 hostname = %q
 
@@ -241,7 +267,7 @@ server = %q
 timeout = "2s"
 
 [public]
-listen = ["127.0.0.1:0"]
+listen = [%s]
 client_ca = [%q]
 
 [private]
@@ -269,8 +295,26 @@ command_timeout = %q
 
 [log]
 level = "info"
-`, server.CN, m.Path(server.Cert), m.Path(server.Key), dnsListen, caPaths[pki.PublicCA],
-		caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String()), nil
+
+# The next hops of the suite's relay checks: its plain SMTP sink as a
+# non-AMTP gateway, and its AMTP sink with a private-CA certificate.
+[[route]]
+domain = "gateway.%s"
+kind = "gateway"
+smarthost = %q
+
+[[route]]
+domain = "private-sink.%s"
+kind = "private"
+smarthost = %q
+server_name = "private-sink.%s"
+cert = %q
+key = %q
+server_ca = [%q]
+`, server.CN, m.Path(server.Cert), m.Path(server.Key), d.dnsListen, publicListen, caPaths[pki.PublicCA],
+		caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String(),
+		m.Domain, d.gatewaySink,
+		m.Domain, d.privateSink, m.Domain, m.Path(privateClient.Cert), m.Path(privateClient.Key), caPaths[pki.PrivateCA]), nil
 }
 
 // freeLoopbackPort returns 127.0.0.1:PORT with a port that is free for
@@ -298,7 +342,11 @@ func (d *demo) conform(ctx context.Context) (*result.Result, error) {
 	fmt.Fprintln(d.stdout, "running the conformance suite...")
 	opts := run.Options{
 		Target:        d.server.public,
+		Target6:       d.server.public6,
 		PrivateTarget: d.server.private,
+		GatewaySink:   d.gatewaySink,
+		PrivateSink:   d.privateSink,
+		ServerTimeout: demoServerTimeout,
 		PKIDir:        filepath.Join(d.work, "pki"),
 		DNSMode:       run.DNSServe,
 		DNSListen:     d.dnsListen,
@@ -315,13 +363,37 @@ func (d *demo) conform(ctx context.Context) (*result.Result, error) {
 		return nil, err
 	}
 	err = cli.WriteConformance(r, cli.Outputs{
-		JUnit: filepath.Join(d.out, demoFiles.conformJUnit),
-		HTML:  filepath.Join(d.out, demoFiles.conformHTML),
+		JUnit:              filepath.Join(d.out, demoFiles.conformJUnit),
+		HTML:               filepath.Join(d.out, demoFiles.conformHTML),
+		InterpretationsURL: localInterpretations(d.out),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render the conformance reports: %w", err)
 	}
 	return r, nil
+}
+
+// localInterpretations returns the path of docs/interpretations.md
+// relative to the folder out, when the demo runs in a checkout of the
+// repository, so the report opens the page of that checkout. Otherwise it
+// returns "", which selects the published page.
+func localInterpretations(out string) string {
+	page, err := filepath.Abs(filepath.Join("docs", "interpretations.md"))
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(page); err != nil {
+		return ""
+	}
+	dir, err := filepath.Abs(out)
+	if err != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(dir, page)
+	if err != nil {
+		return ""
+	}
+	return filepath.ToSlash(rel)
 }
 
 // load runs a short handshake and session load against amtpd, with the
@@ -388,9 +460,9 @@ func (d *demo) summarize(conformResult *result.Result, loadResult *loadresult.Re
 // amtpdProcess is an amtpd started by the demo in its own process group,
 // killed when amtpkit dies.
 type amtpdProcess struct {
-	cmd             *exec.Cmd
-	public, private string
-	logPath         string
+	cmd                      *exec.Cmd
+	public, public6, private string
+	logPath                  string
 	// done is closed when amtpd has exited, with waitErr set.
 	done    chan struct{}
 	waitErr error
@@ -400,7 +472,7 @@ var amtpdListenerLine = regexp.MustCompile(`amtpd: (public|private) listener on 
 
 // startAmtpdProcess starts amtpd with config, sending its log to logPath,
 // and waits until it names both listeners.
-func startAmtpdProcess(ctx context.Context, path, config, logPath string) (*amtpdProcess, error) {
+func startAmtpdProcess(ctx context.Context, path, config, logPath string, ipv6 bool) (*amtpdProcess, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("create the amtpd log: %w", err)
@@ -438,13 +510,16 @@ func startAmtpdProcess(ctx context.Context, path, config, logPath string) (*amtp
 
 	deadline := time.NewTimer(demoStartTimeout)
 	defer deadline.Stop()
-	for p.public == "" || p.private == "" {
+	for p.public == "" || p.private == "" || (ipv6 && p.public6 == "") {
 		select {
 		case l := <-listeners:
-			if l[0] == "public" {
-				p.public = l[1]
-			} else {
+			switch {
+			case l[0] == "private":
 				p.private = l[1]
+			case strings.HasPrefix(l[1], "["):
+				p.public6 = l[1]
+			default:
+				p.public = l[1]
 			}
 		case <-p.done:
 			return nil, fmt.Errorf("amtpd exited at start (%v); see its log %s", p.waitErr, logPath)
