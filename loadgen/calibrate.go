@@ -24,13 +24,13 @@ const calibrationBudget = 200 * time.Millisecond
 // above which a requested rate gets a warning.
 const warnShareOfCapacity = 0.5
 
-// calibrate measures the client's signing rate, the verification rate of
-// the server certificate's signature, and the X25519MLKEM768 key exchange
-// rate, each on one goroutine, and estimates the CPU of one full
-// handshake on the client side from them: one signature
-// (CertificateVerify), two verifications (the server certificate and its
-// CertificateVerify) and one key exchange. It returns warnings when the
-// requested rate is near that estimate.
+// calibrate measures, on one goroutine each, the client's signing rate,
+// the verification rate of the server certificate's signature and the
+// X25519MLKEM768 key exchange rate. From them it estimates the client's
+// CPU per full handshake: one signature (CertificateVerify), two
+// verifications (the server certificate and its CertificateVerify) and
+// one key exchange. It returns warnings when the requested rate is near
+// what that estimate allows.
 func (g *generator) calibrate() (result.Calibration, []string) {
 	start := time.Now()
 	var cal result.Calibration
@@ -99,7 +99,7 @@ func (g *generator) serverAndCA() (*x509.Certificate, *x509.Certificate, error) 
 		}
 		block, _ := pem.Decode(data)
 		if block == nil {
-			return nil, nil, fmt.Errorf("the public CA file %s holds no PEM block", m.Path(entry.Cert))
+			return nil, nil, fmt.Errorf("the public CA file %s contains no PEM block; recreate the PKI with 'amtpkit pki init --force'", m.Path(entry.Cert))
 		}
 		ca, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {

@@ -1,9 +1,10 @@
 // Package loadgen is the AMTP load generator behind "amtpkit load". It
-// opens mutual-TLS connections to a server under test, runs one of four
-// scenarios on each (handshake, resume, session, relay) in open loop
-// (arrivals at a rate, latency from the intended start) or closed loop
-// (fixed concurrency), and records per-phase latencies in HDR histograms.
-// Its output is a loadgen/result.Result.
+// opens mutual-TLS connections to a server under test and runs one of
+// four scenarios on each: handshake, resume, session or relay. Open loop
+// starts connections at a rate and measures latency from the intended
+// start; closed loop keeps a fixed number of connections busy. Per-phase
+// latencies go into HDR histograms, and the output is a
+// loadgen/result.Result.
 //
 // It reaches the server only over the network and never imports the
 // reference server, and it connects only to loopback addresses.
@@ -26,9 +27,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMessages       = 1
-	DefaultMessageSize    = 1024
-	DefaultMPC            = "per/individual"
+	DefaultMessages    = 1
+	DefaultMessageSize = 1024
+	DefaultMPC         = "per/individual"
+	// NoMPC as Config.MPC leaves the MPC= parameter out of MAIL, for
+	// comparisons with plain SMTP servers that reject it.
+	NoMPC                 = "none"
 	DefaultResumeFraction = 0.5
 	DefaultTimeout        = 10 * time.Second
 	DefaultMaxInFlight    = 1000
@@ -67,8 +71,9 @@ type Config struct {
 	// it wait, and their wait counts in their latency and in the lag.
 	MaxInFlight int
 
-	// Duration and Count bound the run; at least one must be set. Count is
-	// in units of work.
+	// Duration and Count bound the run. At least one must be set, unless
+	// RateSteps or FindMax bound it by their steps. Count is in units of
+	// work.
 	Duration time.Duration
 	Count    int64
 
@@ -94,10 +99,11 @@ type Config struct {
 	Timeout time.Duration
 
 	// Relay scenario: RelayDomain is the domain whose _amtp._tcp SRV record
-	// points at the generator's sink; DNSListen, when set, is where the
-	// generator serves the PKI's zone with that record added, for a server
-	// whose resolver points there. User and Password authenticate on the
-	// private listener; the defaults come from the PKI's users file.
+	// points at the generator's sink, which listens on SinkListen. When
+	// DNSListen is set, the generator serves the PKI's zone with that
+	// record added there, for a server whose resolver points there. User
+	// and Password authenticate on the private listener, and the defaults
+	// come from the PKI's users file.
 	RelayDomain string
 	DNSListen   string
 	SinkListen  string
@@ -150,6 +156,7 @@ func (c Config) withDefaults() Config {
 	if c.Scenario == result.ScenarioResume && c.ResumeFraction == 0 {
 		c.ResumeFraction = DefaultResumeFraction
 	}
+
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -171,6 +178,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+
 	if c.PKI != nil {
 		if len(c.Identities) == 0 && c.Scenario == result.ScenarioRelay {
 			c.Identities = []string{pki.CertPrivateClient}

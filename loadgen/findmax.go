@@ -15,7 +15,7 @@ const backlogSlack = 5
 
 // runFindMax steps the open-loop rate up from cfg.Rate by FindMaxFactor.
 // After each step it waits for the step's units to finish and checks the
-// thresholds on that step alone; it stops at the first step that breaks
+// thresholds on that step alone. It stops at the first step that breaks
 // one, or whose relay delivery backlog keeps growing.
 func (g *generator) runFindMax(ctx context.Context, workers int) (string, *result.FindMax) {
 	g.keepSteps = true

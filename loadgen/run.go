@@ -72,10 +72,10 @@ type arrival struct {
 	step     int
 }
 
-// Run runs the load described by cfg and returns its result. It stops by
-// itself at cfg.Duration or cfg.Count, or when ctx is cancelled; units in
-// progress then get cfg.Timeout to finish before their connections are
-// closed.
+// Run runs the load described by cfg and returns its result. It stops
+// starting units at cfg.Duration or cfg.Count, or when ctx is cancelled.
+// Units in progress then get cfg.Timeout to finish before their
+// connections are closed.
 func Run(ctx context.Context, cfg Config) (*result.Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -503,7 +503,7 @@ func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int,
 	}
 }
 
-// processCPU is the process's user and system CPU time.
+// cpuTime is a user and system CPU time.
 type cpuTime struct{ user, system time.Duration }
 
 func (c cpuTime) sub(o cpuTime) cpuTime {

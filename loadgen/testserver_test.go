@@ -17,8 +17,8 @@ import (
 )
 
 // testServer is a test-only AMTP server on 127.0.0.1. It greets, answers
-// EHLO, MAIL, RCPT, DATA and QUIT, and can be told to stall, to reject
-// some connections or to trust another CA.
+// EHLO, MAIL, RCPT, DATA and QUIT. Its options make it stall, reject some
+// connections or trust another CA.
 type testServer struct {
 	listener net.Listener
 	start    time.Time

@@ -250,7 +250,10 @@ func (s *session) auth() error {
 // data as four phases.
 func (s *session) message(id *identity) error {
 	s.u.sent++
-	mail := fmt.Sprintf("MAIL FROM:<load@%s> MPC=%s", id.cn, s.g.cfg.MPC)
+	mail := fmt.Sprintf("MAIL FROM:<load@%s>", id.cn)
+	if s.g.cfg.MPC != NoMPC {
+		mail += " MPC=" + s.g.cfg.MPC
+	}
 	if _, err := s.expect(phaseMail, mail, 250); err != nil {
 		return err
 	}

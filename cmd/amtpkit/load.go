@@ -66,7 +66,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	flags.Int64Var(&cfg.Count, "count", 0, "stop after this `number` of connections")
 	flags.IntVar(&cfg.Messages, "messages", loadgen.DefaultMessages, "messages per connection (session and relay)")
 	flags.IntVar(&cfg.MessageSize, "size", loadgen.DefaultMessageSize, "message size in `bytes`, header included")
-	flags.StringVar(&cfg.MPC, "mpc", loadgen.DefaultMPC, "Mail Policy Code `ROLE/CLASS` of each message")
+	flags.StringVar(&cfg.MPC, "mpc", loadgen.DefaultMPC, "Mail Policy Code `ROLE/CLASS` of each message, or none to leave MPC= out (for plain SMTP servers)")
 	flags.StringVar(&cfg.Recipient, "to", "", "recipient `address` (default: alice at the PKI's domain; for relay, load at --relay-domain)")
 	flags.Float64Var(&cfg.ResumeFraction, "resume-fraction", loadgen.DefaultResumeFraction, "resume: `share` (0 to 1) of connections that offer a session ticket")
 	flags.Var(&identities, "identity", "client certificate `name` of the PKI manifest; repeatable (default: pool-1 to pool-4, or private-client for relay)")

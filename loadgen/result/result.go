@@ -1,7 +1,8 @@
-// Package result is the JSON format of an amtpkit load run: what was run
-// against which server (the run fingerprint), the generator's calibration,
-// per-phase latency histograms, throughput per second, the error taxonomy,
-// the generator's CPU use, threshold outcomes and find-max steps.
+// Package result is the JSON format of an amtpkit load run. A result holds
+// the run fingerprint (what ran against which server), the generator's
+// calibration, per-phase latency histograms, throughput per second, the
+// error taxonomy, the generator's CPU use, threshold outcomes and rate
+// steps.
 //
 // The format is versioned by SchemaVersion, and Parse rejects files of a
 // newer version. Histograms are stored as HDR buckets with one fixed
@@ -81,7 +82,7 @@ type Result struct {
 	SchemaVersion int `json:"schema_version"`
 	// Run describes the run. For a merged result its Start and End span
 	// all shards, Shard is nil, and the other fields come from the first
-	// shard; each shard's own description is in Shards.
+	// shard. Each shard's own description is in Shards.
 	Run Run `json:"run"`
 	// Shards lists the runs a merged result combines, in shard order. It
 	// is empty for a single run.
@@ -126,8 +127,9 @@ type Run struct {
 	// Warnings are conditions that make the figures less trustworthy,
 	// such as a requested rate near the generator's own capacity.
 	Warnings []string `json:"warnings,omitempty"`
-	// StopReason says why the run ended: "duration", "count",
-	// "interrupted" or "find-max".
+	// StopReason is why the run ended: "duration", "count", "steps" (the
+	// last rate step ended), "interrupted" or "find-max". A merged result
+	// lists the reasons of its shards, separated by commas.
 	StopReason string `json:"stop_reason"`
 }
 
@@ -198,10 +200,9 @@ type Calibration struct {
 	// KeyExchangesPerSecond is the rate of X25519 key agreements (key
 	// generation and shared secret).
 	KeyExchangesPerSecond float64 `json:"key_exchanges_per_s"`
-	// HandshakeCPUUS is the client-side CPU time of one full handshake,
-	// measured against an in-process TLS server on loopback, in
-	// microseconds; the server side's CPU is subtracted as far as
-	// getrusage allows, so it is an estimate.
+	// HandshakeCPUUS estimates the client's CPU time for the crypto of one
+	// full handshake, in microseconds: one signature, two verifications
+	// and one key exchange at the rates above.
 	HandshakeCPUUS float64 `json:"handshake_cpu_us"`
 	// MaxHandshakesPerSecond estimates the full handshakes per second the
 	// generator can start with all its cores: GOMAXPROCS seconds of CPU
@@ -302,8 +303,8 @@ type CPU struct {
 	UserSeconds   float64 `json:"user_s"`
 	SystemSeconds float64 `json:"system_s"`
 	// PerHandshakeUS is the CPU time per handshake (full or resumed) in
-	// microseconds, and PerMessageUS per message sent; both divide the
-	// whole run's CPU time, so in a session run they overlap.
+	// microseconds, and PerMessageUS the CPU time per message sent. Both
+	// divide the whole run's CPU time, so in a session run they overlap.
 	PerHandshakeUS float64 `json:"per_handshake_us"`
 	PerMessageUS   float64 `json:"per_message_us"`
 	// Utilization is the CPU time over wall time over GOMAXPROCS: 1 means
@@ -325,7 +326,8 @@ type Step struct {
 	Latency *Histogram `json:"latency"`
 	Lag     *Histogram `json:"lag"`
 	// Passed is set by find-max: whether the step met every threshold and
-	// its delivery backlog did not keep growing. Reason says why not.
+	// its delivery backlog did not keep growing. Reason explains a failed
+	// step.
 	Passed *bool  `json:"passed,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
