@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 	"github.com/amtp-toolkit/amtp/loadgen"
 	"github.com/amtp-toolkit/amtp/loadgen/result"
+	"github.com/amtp-toolkit/amtp/reports/load"
 )
 
 const loadUsage = `usage: amtpkit load --target HOST:PORT --pki DIR --scenario NAME
@@ -82,6 +84,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	flags.IntVar(&cfg.FindMaxSteps, "find-max-steps", loadgen.DefaultFindMaxSteps, "find-max: maximum `number` of steps")
 	flags.BoolVar(&cfg.SkipCalibration, "no-calibration", false, "skip the generator's calibration at start")
 	jsonPath := flags.String("json", "", "write the JSON result to `FILE`")
+	htmlPath := flags.String("html", "", "also write the result as one self-contained HTML page to `FILE`")
 	progressMode := flags.String("progress", "auto", "progress display on stderr: `mode` auto, bars, lines or none")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), loadUsage)
@@ -118,7 +121,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return finishLoad(r, *jsonPath, stdout)
+	return finishLoad(r, *jsonPath, *htmlPath, stdout)
 }
 
 // parseLoadLists parses the options that are not plain values.
@@ -156,11 +159,16 @@ func parseLoadLists(cfg *loadgen.Config, rateSteps, shard, progressMode string) 
 	return nil
 }
 
-// finishLoad writes the JSON result and the summary, and returns the
-// threshold failure as an exit status.
-func finishLoad(r *result.Result, jsonPath string, stdout io.Writer) error {
+// finishLoad writes the JSON result, the HTML report and the summary,
+// and returns the threshold failure as an exit status.
+func finishLoad(r *result.Result, jsonPath, htmlPath string, stdout io.Writer) error {
 	if jsonPath != "" {
 		if err := r.Write(jsonPath); err != nil {
+			return err
+		}
+	}
+	if htmlPath != "" {
+		if err := writeLoadHTML(r, htmlPath); err != nil {
 			return err
 		}
 	}
@@ -169,6 +177,9 @@ func finishLoad(r *result.Result, jsonPath string, stdout io.Writer) error {
 	}
 	if jsonPath != "" {
 		fmt.Fprintf(stdout, "JSON result: %s\n", jsonPath)
+	}
+	if htmlPath != "" {
+		fmt.Fprintf(stdout, "HTML report: %s\n", htmlPath)
 	}
 
 	if !r.ThresholdsPassed() {
@@ -188,6 +199,7 @@ func runLoadMerge(args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("amtpkit load merge", flag.ContinueOnError)
 	jsonPath := flags.String("json", "", "write the merged JSON result to `FILE` (required)")
 	flags.StringVar(jsonPath, "o", "", "same as --json")
+	htmlPath := flags.String("html", "", "also write the merged result as an HTML page to `FILE`")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), "usage: amtpkit load merge --json OUT RESULT.json...\n\nMerges the results of the shards of one --shard run, or of separate runs\nof one scenario: counts add up and histograms merge exactly. Thresholds of\nthe inputs are checked again on the merged result.\n\noptions:\n")
 		flags.PrintDefaults()
@@ -217,5 +229,18 @@ func runLoadMerge(args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	return finishLoad(merged, *jsonPath, stdout)
+	return finishLoad(merged, *jsonPath, *htmlPath, stdout)
+}
+
+// writeLoadHTML renders r with the reports package, the same page that
+// 'amtpkit report --html' writes from a saved result.
+func writeLoadHTML(r *result.Result, path string) error {
+	var page bytes.Buffer
+	if err := load.WriteHTML(&page, r); err != nil {
+		return fmt.Errorf("render the load report: %w", err)
+	}
+	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write the load report: %w", err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -88,10 +89,16 @@ var _ = Describe("load", Ordered, func() {
 
 		It("runs sessions and writes the result", func() {
 			jsonPath := filepath.Join(GinkgoT().TempDir(), "load.json")
+			htmlPath := filepath.Join(GinkgoT().TempDir(), "load.html")
 			run := waitLoad(startLoad(amtpkitPath, loadArgs("--scenario", "session", "--concurrency", "2", "--count", "6",
-				"--messages", "2", "--json", jsonPath, "--threshold", "errors<1%")...))
+				"--messages", "2", "--json", jsonPath, "--html", htmlPath, "--threshold", "errors<1%")...))
 			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
 			Expect(run.stdout).To(ContainSubstring("JSON result: " + jsonPath))
+			Expect(run.stdout).To(ContainSubstring("HTML report: " + htmlPath))
+			page, err := os.ReadFile(htmlPath)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(page)).To(ContainSubstring("<html"))
+			Expect(string(page)).To(ContainSubstring("data_end"))
 
 			r := loadResult(jsonPath, run)
 			Expect(r.Counts.Started).To(Equal(int64(6)))
