@@ -351,6 +351,8 @@ var _ = Describe("conform", Ordered, func() {
 				Expect(entry.Section).To(Equal(c.Section))
 				Expect(entry.Level).To(Equal(string(c.Level)))
 				Expect(entry.Role).To(Equal(string(c.Role)))
+				Expect(entry.Text).To(Equal(c.Text), c.ID)
+				Expect(entry.Notes).To(Equal(c.Notes), c.ID)
 				Expect(entry.Reason).NotTo(BeEmpty(), c.ID)
 				switch {
 				case !c.Testable():
@@ -364,6 +366,8 @@ var _ = Describe("conform", Ordered, func() {
 			helo, ok := r.Clause("4.4.1-helo-rejected")
 			Expect(ok).To(BeTrue())
 			Expect(helo.Verdict).To(Equal(result.Pass))
+			Expect(helo.Text).To(ContainSubstring("MUST return a failure code 504"))
+			Expect(helo.Notes).To(ContainSubstring("RFC 5321 section 4.1.1.1"))
 			Expect(helo.Rerun).To(HavePrefix("amtpkit conform --target " + srv.public + " --pki " + st.manifest.Dir()))
 			Expect(helo.Rerun).To(HaveSuffix("--focus 4.4.1-helo-rejected"))
 			Expect(helo.Transcript).To(HaveLen(2))

@@ -164,11 +164,9 @@ type Clause struct {
 	Title  string `json:"title"`
 	Level  string `json:"level"`
 	Role   string `json:"role"`
-	// Text is the normative sentence that the clause quotes. It is empty
-	// in results that did not record it, and Sentence then falls back to
-	// the catalogue.
-	// TODO: conformance/run does not fill Text and Notes from the
-	// catalogue yet.
+	// Text is the normative sentence that the clause quotes, copied from
+	// the catalogue. It is empty in results written before the suite
+	// recorded it, and Sentence then falls back to the catalogue.
 	Text string `json:"text,omitempty"`
 	// Notes is the interpretation of the draft that the suite applied to
 	// the clause, if any.

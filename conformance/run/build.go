@@ -34,6 +34,8 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 			Title:   c.Title,
 			Level:   string(c.Level),
 			Role:    string(c.Role),
+			Text:    c.Text,
+			Notes:   c.Notes,
 		}
 		switch {
 		case !c.Testable():
