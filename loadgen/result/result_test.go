@@ -3,6 +3,7 @@ package result_test
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -115,6 +116,10 @@ var _ = Describe("File", func() {
 		r := shardResult(0, 1, []int64{100, 200, 300})
 		path := filepath.Join(GinkgoT().TempDir(), "load.json")
 		Expect(r.Write(path)).To(Succeed())
+
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(data)).To(ContainSubstring(`"buckets": [[100,100,1],[200,200,1],[300,300,1]]`))
 
 		back, err := result.Load(path)
 		Expect(err).NotTo(HaveOccurred())
