@@ -1,7 +1,9 @@
 package loadgen_test
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -39,6 +41,25 @@ func runLoad(target string, cfg loadgen.Config) *result.Result {
 	Eventually(done, 2*time.Minute).Should(Receive(&out))
 	Expect(out.err).NotTo(HaveOccurred())
 	return out.r
+}
+
+// safeBuffer is a bytes.Buffer that the progress goroutine and the test
+// may use at once.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // shareAtLeast returns the share of the histogram's values at or above d.
@@ -206,6 +227,32 @@ var _ = Describe("Run", func() {
 		Expect(r.Thresholds[1].Passed).To(BeFalse())
 		Expect(r.Thresholds[2].Passed).To(BeTrue())
 		Expect(r.ThresholdsPassed()).To(BeFalse())
+	})
+
+	It("runs a schedule of rate steps", func() {
+		server := startTestServer(testServerOptions{})
+		r := runLoad(server.addr(), loadgen.Config{RateSteps: []float64{10, 30}, StepDuration: 1500 * time.Millisecond})
+
+		Expect(r.Run.StopReason).To(Equal("steps"))
+		Expect(r.Steps).To(HaveLen(2))
+		Expect(r.Steps[0].Rate).To(Equal(10.0))
+		Expect(r.Steps[1].Rate).To(Equal(30.0))
+		// 15 and 45 arrivals are due in the two steps.
+		Expect(r.Steps[0].Started).To(BeNumerically("~", 15, 1))
+		Expect(r.Steps[1].Started).To(BeNumerically("~", 45, 1))
+		Expect(r.Steps[1].Latency.Count()).To(Equal(r.Steps[1].Completed))
+		Expect(r.Counts.Started).To(Equal(r.Steps[0].Started + r.Steps[1].Started))
+	})
+
+	It("prints plain progress lines", func() {
+		server := startTestServer(testServerOptions{})
+		var progress safeBuffer
+		r := runLoad(server.addr(), loadgen.Config{
+			Rate: 20, Duration: 2500 * time.Millisecond, Progress: &progress, ProgressInterval: time.Second,
+		})
+
+		Expect(r.Counts.Started).To(BeNumerically(">", 0))
+		Expect(progress.String()).To(MatchRegexp(`load: \ds \d+ started, \d+ ok \([0-9.]+/s\), 0 failed, p99 \S+, \ds left`))
 	})
 
 	It("finds the highest sustainable rate", func() {
