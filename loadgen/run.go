@@ -483,8 +483,17 @@ func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int,
 		g.arrivals.Add(1)
 		g.inFlight.Add(1)
 		g.steps[step].inFlight.Add(1)
+		next := arrival{intended: intended, step: step}
+
+		// A free worker takes the arrival at once, even when the step's
+		// end has passed while the pacer was late.
 		select {
-		case arrivals <- arrival{intended: intended, step: step}:
+		case arrivals <- next:
+			continue
+		default:
+		}
+		select {
+		case arrivals <- next:
 		case <-endTimer.C:
 			// Every worker was busy until the step ended: the arrivals due
 			// from here on were never started.

@@ -39,6 +39,8 @@ type relaySink struct {
 
 	mu   sync.Mutex
 	sent map[int64]time.Time
+	// conns are the open sessions, which close ends.
+	conns map[net.Conn]bool
 
 	sessions sync.WaitGroup
 }
@@ -78,7 +80,8 @@ func startRelaySink(ctx context.Context, g *generator) (*relaySink, error) {
 		return nil, fmt.Errorf("start the relay sink on %s: %w; pass another --sink-listen", listen, err)
 	}
 
-	s := &relaySink{g: g, listener: listener, rec: newRecorder(), domain: domain, sent: map[int64]time.Time{}}
+	s := &relaySink{g: g, listener: listener, rec: newRecorder(), domain: domain,
+		sent: map[int64]time.Time{}, conns: map[net.Conn]bool{}}
 	g.recorders = append(g.recorders, s.rec)
 
 	if g.cfg.DNSListen != "" {
@@ -152,6 +155,8 @@ func (s *relaySink) received(id int64) {
 }
 
 func (s *relaySink) accept() {
+	s.sessions.Add(1)
+	defer s.sessions.Done()
 	for {
 		conn, err := s.listener.Accept()
 		if errors.Is(err, net.ErrClosed) {
@@ -162,8 +167,16 @@ func (s *relaySink) accept() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		s.mu.Lock()
+		s.conns[conn] = true
+		s.mu.Unlock()
 		s.sessions.Go(func() {
-			defer conn.Close()
+			defer func() {
+				conn.Close()
+				s.mu.Lock()
+				delete(s.conns, conn)
+				s.mu.Unlock()
+			}()
 			if err := s.serve(conn); err != nil {
 				s.g.cfg.Logger.Debug("load: relay sink session ended", "remote", conn.RemoteAddr().String(), "error", err)
 			}
@@ -245,8 +258,15 @@ func (s *relaySink) data(reader *bufio.Reader, send func(string) error) error {
 	return send("250 2.0.0 OK\r\n")
 }
 
+// close stops the sink, its sessions and its DNS server.
 func (s *relaySink) close() {
 	s.listener.Close()
+	s.mu.Lock()
+	for conn := range s.conns {
+		conn.Close()
+	}
+	s.mu.Unlock()
+	s.sessions.Wait()
 	if s.dns != nil {
 		s.dns.Close()
 	}
