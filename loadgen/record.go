@@ -20,8 +20,9 @@ import (
 )
 
 // recorder holds the histograms, counts and errors of the units that one
-// group of workers ran. Each worker records into its own recorder, so the
-// lock is uncontended; Run merges them at the end.
+// group of workers ran. Run gives each worker one of up to four recorders
+// per core (GOMAXPROCS), so a lock is shared by few workers, and merges
+// them at the end. The relay sink has a recorder of its own.
 type recorder struct {
 	mu     sync.Mutex
 	phases [numPhases]*hdr.Histogram
