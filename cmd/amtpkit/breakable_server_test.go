@@ -84,6 +84,12 @@ const (
 	// noPTRMeansPrivate makes the private listener take a public-CA client
 	// whose source address has no PTR record for a private client.
 	noPTRMeansPrivate fault = "noPTRMeansPrivate"
+	// rejectAtGreeting checks the client right after the TLS handshake,
+	// which it lets a client finish without a certificate, and takes the
+	// CN as the EHLO argument. It rejects a client that fails with a 421
+	// greeting and a close, as Postfix 3.7 does with smtpd_tls_req_ccert.
+	// It breaks a clause only under --strict.
+	rejectAtGreeting fault = "rejectAtGreeting"
 )
 
 // Faults of the AMTP commands, the MPC parameter and the MPC header field.
@@ -418,7 +424,7 @@ func (s *breakableServer) tlsConfig(kind listenerKind) (*tls.Config, error) {
 		return nil, err
 	}
 	clientAuth := tls.RequireAnyClientCert
-	if s.has(optionalClientCert) {
+	if s.has(optionalClientCert) || s.has(rejectAtGreeting) {
 		clientAuth = tls.RequestClientCert
 	}
 	return &tls.Config{

@@ -70,6 +70,13 @@ var (
 func (sess *session) run(conn net.Conn, greet bool) {
 	sess.conn = conn
 	sess.reader = bufio.NewReader(conn)
+	if greet && sess.server.has(rejectAtGreeting) {
+		if problem := sess.identityProblemAtGreeting(); problem != "" {
+			sess.server.config.logf("breakable server: session from %s rejected at the greeting: %s", sess.source, problem)
+			sess.write("421 4.7.1 " + sess.hostname() + " Error: " + problem)
+			return
+		}
+	}
 	if greet {
 		greeting := "220 " + sess.hostname() + " AMTP breakable test server ready"
 		if sess.server.has(greetingWithoutDomain) {
@@ -105,6 +112,17 @@ func (sess *session) run(conn net.Conn, greet bool) {
 			return
 		}
 	}
+}
+
+// identityProblemAtGreeting checks the client certificate and the PTR
+// records before the greeting, with the certificate CN in place of the
+// EHLO argument, which the client has not sent yet. It returns why the
+// client fails, or "".
+func (sess *session) identityProblemAtGreeting() string {
+	if sess.peer == nil {
+		return "No client certificate presented"
+	}
+	return sess.server.checkIdentity(sess.kind, sess.peer, sess.source, sess.peer.Subject.CommonName).problem
 }
 
 func (sess *session) hostname() string {

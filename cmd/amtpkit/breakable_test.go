@@ -82,8 +82,9 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 	})
 
 	// runAgainst starts a breakable server with faults and runs "amtpkit
-	// conform" against all its listeners, restricted to focus.
-	runAgainst := func(faults []fault, focus []string) (conformRun, *result.Result) {
+	// conform" against all its listeners, restricted to focus, with the
+	// extra options.
+	runAgainst := func(faults []fault, focus []string, extra ...string) (conformRun, *result.Result) {
 		st := &conformStage{dir: GinkgoT().TempDir(), manifest: manifest, dnsListen: freeUDPAndTCPAddr(),
 			gatewaySink: freeUDPAndTCPAddr(), privateSink: freeUDPAndTCPAddr()}
 		maildir := filepath.Join(st.dir, "maildir")
@@ -112,6 +113,7 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		for _, value := range focus {
 			args = append(args, "--focus", value)
 		}
+		args = append(args, extra...)
 		return st.runConformAgainst(amtpkitPath, srv.public, args...)
 	}
 
@@ -227,6 +229,10 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 			"4.3.2-ptr-matches-ehlo":       result.Fail,
 			"4.4.2-ehlo-mismatch-rejected": result.Fail,
 		}, nil),
+		// A 421 greeting and a close reject the client without breaking a
+		// clause unless --strict is set, which the test after the table
+		// shows.
+		Entry(nil, rejectAtGreeting, verdicts{}, []string{"1.2", "3.1", "4.1", "4.2", "4.3.2", "4.4.2-ehlo-mismatch-rejected"}),
 
 		// AMTP commands, the MPC parameter and the MPC header field.
 		Entry(nil, acceptHELO, verdicts{"4.4.1-helo-rejected": result.Fail}, nil),
@@ -338,4 +344,19 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 			[]string{"rfc5321-4.5.3.1.8", "rfc5321-4.5.3.1.10"}),
 		Entry(nil, recipientLimitCode550, verdicts{"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail}, nil),
 	)
+
+	It("fails a rejection by 421 greeting under --strict", func() {
+		ids := []string{"3.1-client-certificate-required", "4.2-client-ca-recognized", "4.2-client-certificate-dates",
+			"4.2-client-cn-fqdn", "4.3.2-client-without-ptr-rejected"}
+		run, r := runAgainst([]fault{rejectAtGreeting}, ids, "--strict")
+		Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		for _, id := range ids {
+			c, ok := r.Clause(id)
+			Expect(ok).To(BeTrue(), id)
+			Expect(c.Verdict).To(Equal(result.Fail), "%s: %s", id, c.Reason)
+			Expect(c.Reason).To(HavePrefix("--strict: the listener "), id)
+			Expect(c.Reason).To(ContainSubstring("with a 421 greeting"), id)
+		}
+	})
 })

@@ -74,7 +74,9 @@ type transaction struct {
 	// stage is the last command sent: "MAIL", "RCPT", "DATA" or "end of
 	// data".
 	stage string
-	reply probe.Reply
+	// command is the command line sent at stage, or endOfDataStep.
+	command string
+	reply   probe.Reply
 	// accepted is true when the end of data got 250.
 	accepted bool
 }
@@ -109,19 +111,20 @@ func (s *Session) sendFrom(sender, mpcValue string, recipients []string, data []
 	}
 	reply, err := s.Cmd(mail)
 	if err != nil {
-		return transaction{stage: "MAIL"}, err
+		return transaction{stage: "MAIL", command: mail}, err
 	}
 	if reply.Code != 250 {
-		return transaction{stage: "MAIL", reply: reply}, nil
+		return transaction{stage: "MAIL", command: mail, reply: reply}, nil
 	}
 
 	for _, rcpt := range recipients {
-		reply, err = s.Cmd("RCPT TO:<" + rcpt + ">")
+		line := "RCPT TO:<" + rcpt + ">"
+		reply, err = s.Cmd(line)
 		if err != nil {
-			return transaction{stage: "RCPT"}, err
+			return transaction{stage: "RCPT", command: line}, err
 		}
 		if reply.Code != 250 && reply.Code != 251 {
-			return transaction{stage: "RCPT", reply: reply}, nil
+			return transaction{stage: "RCPT", command: line, reply: reply}, nil
 		}
 	}
 
@@ -166,8 +169,9 @@ func (c *Check) waitDelivered(token string) ([]maildir.Message, error) {
 // deliveredAfterAll returns the tokens of which a message reached the
 // Maildir tree. It first delivers a control message in a new session and
 // waits for it, then waits one quiet period more, so that a message the
-// server accepted earlier has had the time to arrive. It records an error
-// and returns ok false when the control message does not arrive.
+// server accepted earlier has had the time to arrive. It returns ok false
+// after it records a skip when the server rejects the control message, or
+// an error when the control message gets no reply or does not arrive.
 func (c *Check) deliveredAfterAll(tokens []string) (delivered []string, ok bool) {
 	s := c.open("control message")
 	if s == nil {
@@ -180,7 +184,7 @@ func (c *Check) deliveredAfterAll(tokens []string) (delivered []string, ok bool)
 		return nil, false
 	}
 	if !tx.accepted {
-		c.Error("the control message with MPC=per/individual was not accepted: %s", tx)
+		c.skipRejectedTransaction(tx)
 		return nil, false
 	}
 	if _, err := c.waitDelivered(control.token); err != nil {

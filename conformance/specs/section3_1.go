@@ -49,6 +49,11 @@ func section3_1() {
 			case rejectedTLS:
 				c.Pass("the server rejected a client without a certificate in the TLS layer: %s", a.detail)
 				return
+			case rejectedAtGreeting:
+				if c.acceptRejectionAtGreeting(current().Target, "a client without a certificate", a.detail) {
+					c.Pass("the server rejected a client without a certificate at the greeting: %s", a.detail)
+				}
+				return
 			case inconclusive:
 				c.Error("could not tell whether the server accepts a client without a certificate: %s", a.detail)
 				return

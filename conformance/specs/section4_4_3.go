@@ -153,12 +153,13 @@ func (c *Check) judgeMPCRejection(what string, reply probe.Reply) {
 // sendAfterRejectedMail sends RCPT, DATA and data after a rejected MAIL and
 // reports whether a message got accepted. It stops at the first rejection.
 func (s *Session) sendAfterRejectedMail(data []byte) (transaction, error) {
-	reply, err := s.Cmd("RCPT TO:<" + current().Recipient + ">")
+	line := "RCPT TO:<" + current().Recipient + ">"
+	reply, err := s.Cmd(line)
 	if err != nil {
-		return transaction{stage: "RCPT"}, err
+		return transaction{stage: "RCPT", command: line}, err
 	}
 	if reply.Code != 250 && reply.Code != 251 {
-		return transaction{stage: "RCPT", reply: reply}, nil
+		return transaction{stage: "RCPT", command: line, reply: reply}, nil
 	}
 	return s.finishData(data)
 }

@@ -135,8 +135,9 @@ func (c *Check) unwantedMessage(label string, headers ...string) unwanted {
 }
 
 // deliverOne sends one message with mpcValue in a new session and waits
-// for it in the Maildir tree. It records an error and returns ok false
-// when the server rejects the message or does not deliver it.
+// for it in the Maildir tree. It returns ok false after it records a skip
+// when the server rejects the message, or an error when the message gets
+// no reply or does not arrive.
 func (c *Check) deliverOne(mpcValue string) ([]maildir.Message, bool) {
 	s := c.open("message with MPC=" + mpcValue)
 	if s == nil {
@@ -149,7 +150,7 @@ func (c *Check) deliverOne(mpcValue string) ([]maildir.Message, bool) {
 		return nil, false
 	}
 	if !tx.accepted {
-		c.Error("precondition failed: a message with MPC=%s to %s was not accepted: %s", mpcValue, current().Recipient, tx)
+		c.skipRejectedTransaction(tx)
 		return nil, false
 	}
 	copies, err := c.waitDelivered(m.token)
@@ -197,6 +198,7 @@ func checkNoRewrite(c *Check) {
 	values := append(mpcsyntax.DefinedValues(), "Ngo/Customer")
 	tokens := map[string]string{}
 	var order, rejected []string
+	var firstRejection transaction
 	reconnects := 0
 	for i := 0; i < len(values); i++ {
 		value := values[i]
@@ -215,6 +217,9 @@ func checkNoRewrite(c *Check) {
 			return
 		}
 		if !tx.accepted {
+			if len(rejected) == 0 {
+				firstRejection = tx
+			}
 			rejected = append(rejected, fmt.Sprintf("%s (%s)", value, tx))
 			if tx.stage != "MAIL" {
 				if err := s.reset(); err != nil {
@@ -231,7 +236,8 @@ func checkNoRewrite(c *Check) {
 		c.Observe("rejected by the server's policy, so not checked: %s", strings.Join(rejected, ", "))
 	}
 	if len(order) == 0 {
-		c.Error("the server accepted no message, so no delivered value can be compared")
+		// With every value rejected, the first rejection stands for them all.
+		c.skipRejectedTransaction(firstRejection)
 		return
 	}
 

@@ -108,7 +108,8 @@ type relayAttempt struct {
 
 // publicRelayRCPT opens a public session and sends MAIL and RCPT for an
 // address at the sink's domain, or for remoteRecipient when the run has
-// no sink. It records an error and returns ok false on failure.
+// no sink. It records a skip when the server rejects MAIL, an error when
+// a step fails otherwise, and then returns ok false.
 func (c *Check) publicRelayRCPT() (relayAttempt, bool) {
 	attempt := relayAttempt{recipient: remoteRecipient, sink: current().Sink}
 	if attempt.sink != nil {
@@ -119,13 +120,14 @@ func (c *Check) publicRelayRCPT() (relayAttempt, bool) {
 		return attempt, false
 	}
 	attempt.session = s
-	mail, err := s.Cmd(mailCommand("MPC=per/individual"))
+	mailLine := mailCommand("MPC=per/individual")
+	mail, err := s.Cmd(mailLine)
 	if err != nil {
 		c.Error("no reply to MAIL: %s", describe(err))
 		return attempt, false
 	}
 	if mail.Code != 250 {
-		c.Error("precondition failed: MAIL with MPC=per/individual got %s", summarize(mail))
+		c.skipRejected(mailLine, mail)
 		return attempt, false
 	}
 	reply, err := s.Cmd("RCPT TO:<" + attempt.recipient + ">")
@@ -141,19 +143,19 @@ func (c *Check) publicRelayRCPT() (relayAttempt, bool) {
 func (s *Session) finishData(data []byte) (transaction, error) {
 	reply, err := s.Cmd("DATA")
 	if err != nil {
-		return transaction{stage: "DATA"}, err
+		return transaction{stage: "DATA", command: "DATA"}, err
 	}
 	if reply.Code != 354 {
-		return transaction{stage: "DATA", reply: reply}, nil
+		return transaction{stage: "DATA", command: "DATA", reply: reply}, nil
 	}
 	if err := s.Send(data); err != nil {
-		return transaction{stage: "end of data"}, err
+		return transaction{stage: "end of data", command: endOfDataStep}, err
 	}
 	reply, err = s.Read()
 	if err != nil {
-		return transaction{stage: "end of data"}, err
+		return transaction{stage: "end of data", command: endOfDataStep}, err
 	}
-	return transaction{stage: "end of data", reply: reply, accepted: reply.Code == 250}, nil
+	return transaction{stage: "end of data", command: endOfDataStep, reply: reply, accepted: reply.Code == 250}, nil
 }
 
 // describeRelayed returns the facts of a transaction at a sink for a
