@@ -3,9 +3,15 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -247,6 +253,41 @@ type dialOptions struct {
 	source     string           // source IP address, "" for any
 	cache      tls.ClientSessionCache
 	maxVersion uint16
+}
+
+// issueFromCA returns a client certificate for cn signed by the manifest
+// CA caName, with a new ECDSA key. Each change edits the template before
+// it is signed, so a test can present certificates that pki.Manifest.Issue
+// cannot make.
+func issueFromCA(m *pki.Manifest, caName, cn string, changes ...func(*x509.Certificate)) tls.Certificate {
+	GinkgoHelper()
+	var entry *pki.CAEntry
+	for i := range m.CAs {
+		if m.CAs[i].Name == caName {
+			entry = &m.CAs[i]
+		}
+	}
+	Expect(entry).NotTo(BeNil(), "CA %q is not in the manifest", caName)
+	ca, err := tls.LoadX509KeyPair(m.Path(entry.Cert), m.Path(entry.Key))
+	Expect(err).NotTo(HaveOccurred())
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, change := range changes {
+		change(template)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, ca.Leaf, key.Public(), ca.PrivateKey)
+	Expect(err).NotTo(HaveOccurred())
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // dialAs connects from the source address of the manifest certificate

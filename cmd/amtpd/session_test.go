@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -158,6 +161,38 @@ mpc = ["DENY */*"]
 			Expect(err).To(HaveOccurred())
 			Expect(err.Error()).To(ContainSubstring("certificate"))
 		})
+
+		// The client certificate of pki.CertClient with changes applied,
+		// signed by the public CA, presented from the client's address.
+		for _, tc := range []struct {
+			name   string
+			check  string
+			change func(*x509.Certificate)
+		}{
+			{"a key usage without digitalSignature", "key_usage", func(c *x509.Certificate) {
+				c.KeyUsage = x509.KeyUsageCertSign
+			}},
+			{"a second CN attribute", "cn_ambiguous", func(c *x509.Certificate) {
+				c.Subject = pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
+					{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "evil.example.org"},
+					{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: c.Subject.CommonName},
+				}}
+			}},
+		} {
+			It("rejects "+tc.name+" with 504", func() {
+				entry, err := m.Cert(pki.CertClient)
+				Expect(err).NotTo(HaveOccurred())
+				cert := issueFromCA(m, pki.PublicCA, entry.CN, tc.change)
+
+				c, err := srv.dial(srv.public, dialOptions{cert: &cert, source: entry.SourceAddr})
+				Expect(err).NotTo(HaveOccurred())
+				c.expect(220)
+				c.cmd("EHLO "+entry.CN, 504)
+				c.cmd("MAIL FROM:<a@example.org> MPC=per/individual", 503)
+
+				Eventually(srv.log).Should(MatchRegexp(`identity check failed.* check=%s addr=%s`, tc.check, strings.ReplaceAll(entry.SourceAddr, ".", `\.`)))
+			})
+		}
 
 		It("checks resumed TLS sessions at EHLO too", func() {
 			cache := tls.NewLRUClientSessionCache(4)

@@ -14,6 +14,8 @@ package identity
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -36,6 +38,8 @@ const (
 	CheckNotYetValid  Check = "not_yet_valid"  // the connection is before NotBefore
 	CheckClientAuth   Check = "no_client_auth" // the certificate lacks the clientAuth EKU
 	CheckChain        Check = "chain"          // any other chain verification failure
+	CheckKeyUsage     Check = "key_usage"      // the key usage does not allow digital signatures
+	CheckCNAmbiguous  Check = "cn_ambiguous"   // the subject has more than one CN attribute
 	CheckCNNotFQDN    Check = "cn_not_fqdn"    // the subject CN is not an FQDN
 	CheckNoPTR        Check = "no_ptr"         // the source address has no PTR record
 	CheckPTRMismatch  Check = "ptr_mismatch"   // no PTR name equals the CN
@@ -111,6 +115,21 @@ func (v *Verifier) Verify(ctx context.Context, peerCerts []*x509.Certificate, ad
 		return nil, &Error{Check: classifyChainError(err, leaf, now, v.PrivateRoots, peerCerts), Addr: addr, Name: cn, Err: err}
 	}
 
+	// RFC 5280 section 4.2.1.3: a key whose keyUsage extension leaves out
+	// digitalSignature must not sign, and a TLS client signs the handshake
+	// with it. crypto/x509 checks only the extended key usage.
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, &Error{Check: CheckKeyUsage, Addr: addr, Name: cn, Err: errors.New("the certificate's key usage lacks digitalSignature, which a TLS client certificate needs")}
+	}
+
+	// The CN is the client's identity in sections 4.2 and 4.4.2, so it must
+	// be unique. With several CN attributes, crypto/x509 keeps the last in
+	// Subject.CommonName while other programs may read the first, and
+	// each would see another host.
+	if n := countCN(leaf.Subject); n > 1 {
+		return nil, &Error{Check: CheckCNAmbiguous, Addr: addr, Name: cn, Err: fmt.Errorf("the certificate subject has %d CN attributes; issue one with a single CN", n)}
+	}
+
 	// Section 4.2: the CN holds a fully qualified domain name.
 	if !smtp.IsFQDN(cn) {
 		return nil, &Error{Check: CheckCNNotFQDN, Addr: addr, Name: cn, Err: fmt.Errorf("certificate CN %q is not a fully qualified domain name", cn)}
@@ -138,6 +157,19 @@ func (v *Verifier) Verify(ctx context.Context, peerCerts []*x509.Certificate, ad
 	}
 	return id, nil
 }
+
+// countCN returns the number of CN attributes in subject.
+func countCN(subject pkix.Name) int {
+	n := 0
+	for _, attr := range subject.Names {
+		if attr.Type.Equal(oidCommonName) {
+			n++
+		}
+	}
+	return n
+}
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 func (v *Verifier) verifyChain(peerCerts []*x509.Certificate, now time.Time) ([][]*x509.Certificate, error) {
 	intermediates := x509.NewCertPool()

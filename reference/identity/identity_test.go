@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"math/big"
 	"net/netip"
@@ -234,6 +235,39 @@ var _ = Describe("Verifier", func() {
 		_, err := verify(cert, clientName)
 		Expect(err).NotTo(HaveOccurred())
 	})
+
+	It("rejects a key usage without digitalSignature", func() {
+		cert := clientCert(publicCA, clientName, func(c *x509.Certificate) {
+			c.KeyUsage = x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign
+		})
+		_, err := verify(cert, clientName)
+		idErr := expectCheck(err, identity.CheckKeyUsage)
+		Expect(idErr.Name).To(Equal(clientName))
+	})
+
+	It("accepts a certificate without key usage", func() {
+		cert := clientCert(publicCA, clientName, func(c *x509.Certificate) {
+			c.KeyUsage = 0
+		})
+		_, err := verify(cert, clientName)
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	for _, order := range [][]string{{"evil.example.org", clientName}, {clientName, "evil.example.org"}} {
+		It("rejects two CN attributes, "+order[1]+" last", func() {
+			cert := clientCert(publicCA, "", func(c *x509.Certificate) {
+				c.Subject = pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
+					{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: order[0]},
+					{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: order[1]},
+				}}
+			})
+			Expect(cert.Subject.CommonName).To(Equal(order[1]))
+			dns.AddPTR(addr, cert.Subject.CommonName)
+
+			_, err := verify(cert, cert.Subject.CommonName)
+			expectCheck(err, identity.CheckCNAmbiguous)
+		})
+	}
 
 	It("rejects a single-label CN", func() {
 		cert := clientCert(publicCA, "mx1")
