@@ -119,6 +119,10 @@ const (
 	// wrongMPCRejectCode rejects a value that the MPC policy denies with 553
 	// instead of 550.
 	wrongMPCRejectCode fault = "wrongMPCRejectCode"
+	// rejectEveryMPC makes the public listener reject every MAIL command
+	// with an MPC parameter with 555, as Postfix 3.7 does because it does
+	// not know the parameter.
+	rejectEveryMPC fault = "rejectEveryMPC"
 	// noMPCHeader delivers messages without an MPC header field.
 	noMPCHeader fault = "noMPCHeader"
 	// noMPCHeaderForMPCRole delivers messages whose MPC role is "mpc"

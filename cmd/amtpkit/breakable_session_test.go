@@ -379,6 +379,9 @@ func (sess *session) mail(arg string) error {
 		if !strings.EqualFold(key, "MPC") {
 			return sess.write("555 5.5.4 Unknown MAIL parameter " + key)
 		}
+		if sess.kind == publicKind && sess.has(rejectEveryMPC) {
+			return sess.write("555 5.5.4 Unsupported option: " + param)
+		}
 		values = append(values, value)
 	}
 

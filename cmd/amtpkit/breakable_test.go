@@ -242,6 +242,17 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		Entry(nil, ignoreMissingMPC, verdicts{"4.4.3-mail-without-mpc-rejected": result.Fail}, nil),
 		Entry(nil, keepSenderWithoutMPC, verdicts{"4.4.3-mail-without-mpc-rejected": result.Fail}, nil),
 		Entry(nil, wrongMPCRejectCode, verdicts{"4.4.3-mpc-result-codes": result.Fail}, nil),
+		// The checks that need an accepted message are skipped, because the
+		// rejection at MAIL breaks 4.4.3-mpc-result-codes and not their own
+		// clauses.
+		Entry(nil, rejectEveryMPC, verdicts{
+			"4.4.3-mpc-result-codes":             result.Fail,
+			"4.5-mpc-individual-accepted":        result.Fail,
+			"4.5-mpc-individual-delivered":       result.Skip,
+			"rfc5321-4.1.4-data-before-rcpt-503": result.Skip,
+			"rfc5321-4.1.4-nested-mail-503":      result.Skip,
+			"rfc5321-4.5.2-dot-unstuffing":       result.Skip,
+		}, nil),
 		Entry(nil, keepExistingMPCHeader, verdicts{
 			"4.4.4-existing-header-refused":       result.Fail,
 			"4.4.4-existing-header-searched":      result.Fail,
@@ -344,6 +355,17 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 			[]string{"rfc5321-4.5.3.1.8", "rfc5321-4.5.3.1.10"}),
 		Entry(nil, recipientLimitCode550, verdicts{"rfc5321-4.5.3.1.10-too-many-recipients-452": result.Fail}, nil),
 	)
+
+	It("names the clause a skipped check depends on", func() {
+		run, r := runAgainst([]fault{rejectEveryMPC}, []string{"4.4.3-mpc-result-codes", "rfc5321-4.5.2-dot-unstuffing"})
+		Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		c, ok := r.Clause("rfc5321-4.5.2-dot-unstuffing")
+		Expect(ok).To(BeTrue())
+		Expect(c.Verdict).To(Equal(result.Skip), c.Reason)
+		Expect(c.Reason).To(HavePrefix("depends on 4.4.3-mpc-result-codes, which got fail: MAIL FROM:<"))
+		Expect(c.Reason).To(HaveSuffix(` MPC=per/individual got "555 5.5.4 Unsupported option: MPC=per/individual"`))
+	})
 
 	It("fails a rejection by 421 greeting under --strict", func() {
 		ids := []string{"3.1-client-certificate-required", "4.2-client-ca-recognized", "4.2-client-certificate-dates",
