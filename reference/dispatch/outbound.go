@@ -143,7 +143,7 @@ func classify(err error) error {
 // sendGateway relays to a non-AMTP SMTP server. Section 4.4.4: relaying
 // with another protocol inserts an MPC header field, after checking that
 // the message has none (the session already refused such messages).
-func (r *Relay) sendGateway(ctx context.Context, route router.Route, msg OutboundMessage) ([]RecipientResult, error) {
+func (r *Relay) sendGateway(ctx context.Context, route router.Route, msg OutboundMessage) (_ []RecipientResult, sendErr error) {
 	if message.HasMPCField(msg.Data) {
 		return nil, PermanentError(errors.New("message already has an MPC header field"))
 	}
@@ -154,15 +154,27 @@ func (r *Relay) sendGateway(ctx context.Context, route router.Route, msg Outboun
 	if rc.LocalAddr != "" {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(rc.LocalAddr)}
 	}
-	conn, err := dialer.DialContext(ctx, "tcp", route.Smarthost)
+	rawConn, err := dialer.DialContext(ctx, "tcp", route.Smarthost)
 	if err != nil {
 		return nil, fmt.Errorf("connect to SMTP gateway %s: %w", route.Smarthost, err)
 	}
+	conn := &budgetConn{Conn: rawConn, remaining: gatewayReadBudget(len(msg.Recipients))}
 	deadline := time.Now().Add(10 * time.Minute)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	conn.SetDeadline(deadline)
+
+	// net/smtp takes no context, so a shutdown must interrupt its reads
+	// and writes through the deadline. The error then names the shutdown
+	// rather than the expired deadline.
+	stopWatching := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stopWatching()
+	defer func() {
+		if sendErr != nil && ctx.Err() != nil {
+			sendErr = fmt.Errorf("SMTP gateway %s: session interrupted: %w", route.Smarthost, ctx.Err())
+		}
+	}()
 
 	host, _, _ := net.SplitHostPort(route.Smarthost)
 	c, err := smtp.NewClient(conn, host)
@@ -226,6 +238,43 @@ func (r *Relay) sendGateway(ctx context.Context, route router.Route, msg Outboun
 	}
 	c.Quit()
 	return results, nil
+}
+
+// gatewayReadBudget returns how many octets sendGateway reads from a
+// gateway for a message with the given number of recipients. net/smtp of
+// Go 1.26 bounds neither the length of a reply line nor the lines of a
+// reply, so without a budget a gateway that never ends a reply fills the
+// memory.
+// Each expected reply (greeting, EHLO, STARTTLS, EHLO again, MAIL, one per
+// RCPT, DATA, end of data, QUIT) may have 100 lines of 512 octets, the
+// limits that reference/client applies to AMTP next hops. 64 KiB more are
+// left for the server's side of a STARTTLS handshake, several times the
+// size of a usual certificate chain.
+func gatewayReadBudget(recipients int) int64 {
+	const replyOctets = 100 * 512
+	return int64(8+recipients)*replyOctets + 64<<10
+}
+
+// errGatewayReadBudget is returned by a budgetConn read past its budget.
+var errGatewayReadBudget = errors.New("the gateway's replies exceed the size that a session needs; check that the route's smarthost is an SMTP server")
+
+// budgetConn is a net.Conn whose reads fail with errGatewayReadBudget once
+// remaining octets have been read.
+type budgetConn struct {
+	net.Conn
+	remaining int64
+}
+
+func (c *budgetConn) Read(p []byte) (int, error) {
+	if c.remaining <= 0 {
+		return 0, errGatewayReadBudget
+	}
+	if int64(len(p)) > c.remaining {
+		p = p[:c.remaining]
+	}
+	n, err := c.Conn.Read(p)
+	c.remaining -= int64(n)
+	return n, err
 }
 
 func gatewayError(route router.Route, step string, err error) error {
