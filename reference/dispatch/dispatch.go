@@ -98,6 +98,8 @@ type Options struct {
 	Local    LocalDeliverer
 	Outbound Outbound
 	Retry    RetryPolicy
+	// Workers is the size of each of the two worker pools, one for local
+	// delivery and one for relays.
 	Workers  int
 	Hostname string // the reporting MTA in bounces
 	Logger   *slog.Logger
@@ -110,16 +112,26 @@ type Dispatcher struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	schedule scheduleHeap
+	schedule [poolCount]scheduleHeap
 	index    map[string]*scheduled // queued IDs not being processed
 	inflight map[string]bool       // IDs a worker is processing
 	// later holds the earliest time requested by scheduleAt for an ID
 	// while a worker processed it; the worker schedules it when it is done.
 	later map[string]time.Time
-	wake  chan struct{}
-	work  chan string
+	wake  [poolCount]chan struct{}
+	work  [poolCount]chan string
 	wg    sync.WaitGroup
 }
+
+// Worker pools. A message whose undelivered recipients are all local goes
+// to poolLocal, so that next hops that are slow or silent, each holding a
+// relay worker for up to its timeouts, cannot hold up Maildir delivery.
+// A message with local and remote recipients goes to poolRelay.
+const (
+	poolLocal = iota
+	poolRelay
+	poolCount
+)
 
 // New returns a dispatcher. Run starts it.
 func New(opts Options) *Dispatcher {
@@ -132,15 +144,18 @@ func New(opts Options) *Dispatcher {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		opts:     opts,
 		log:      opts.Logger,
 		index:    map[string]*scheduled{},
 		inflight: map[string]bool{},
 		later:    map[string]time.Time{},
-		wake:     make(chan struct{}, 1),
-		work:     make(chan string),
 	}
+	for pool := range poolCount {
+		d.wake[pool] = make(chan struct{}, 1)
+		d.work[pool] = make(chan string)
+	}
+	return d
 }
 
 // Deliver puts an accepted message into the durable queue and schedules
@@ -181,11 +196,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.log.Info("queue loaded", "messages", len(envs))
 
-	for i := 0; i < d.opts.Workers; i++ {
-		d.wg.Add(1)
-		go d.worker(ctx)
+	var schedulers sync.WaitGroup
+	for pool := range poolCount {
+		for range d.opts.Workers {
+			d.wg.Add(1)
+			go d.worker(ctx, d.work[pool])
+		}
+		schedulers.Go(func() { d.runScheduler(ctx, pool) })
 	}
-	d.runScheduler(ctx)
+	schedulers.Wait()
 	d.wg.Wait()
 	return nil
 }
@@ -223,7 +242,7 @@ func (d *Dispatcher) Delete(id string) error {
 		return fmt.Errorf("message %s is being delivered; try again in a moment", id)
 	}
 	if s, ok := d.index[id]; ok {
-		heap.Remove(&d.schedule, s.pos)
+		heap.Remove(&d.schedule[s.pool], s.pos)
 		delete(d.index, id)
 	}
 	d.mu.Unlock()
@@ -238,14 +257,15 @@ func (d *Dispatcher) Delete(id string) error {
 	return nil
 }
 
-// worker delivers the messages the scheduler hands it.
-func (d *Dispatcher) worker(ctx context.Context) {
+// worker delivers the messages that the scheduler of its pool hands it
+// on work.
+func (d *Dispatcher) worker(ctx context.Context, work <-chan string) {
 	defer d.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-d.work:
+		case id := <-work:
 			d.process(ctx, id)
 
 			d.mu.Lock()
@@ -493,9 +513,10 @@ func IsPermanent(err error) bool {
 
 // scheduled is one queued message in the schedule.
 type scheduled struct {
-	id  string
-	at  time.Time
-	pos int
+	id   string
+	at   time.Time
+	pool int // poolLocal or poolRelay
+	pos  int
 }
 
 type scheduleHeap []*scheduled
@@ -523,6 +544,8 @@ func (h *scheduleHeap) Pop() any {
 // For an ID that a worker is processing, the request waits until the
 // worker is done, so no message is ever processed by two workers at once.
 func (d *Dispatcher) scheduleAt(id string, t time.Time) {
+	pool := d.poolOf(id)
+
 	d.mu.Lock()
 	if d.inflight[id] {
 		if prev, ok := d.later[id]; !ok || t.Before(prev) {
@@ -532,43 +555,62 @@ func (d *Dispatcher) scheduleAt(id string, t time.Time) {
 		return
 	}
 	if s, ok := d.index[id]; ok {
+		pool = s.pool
 		if t.Before(s.at) {
 			s.at = t
-			heap.Fix(&d.schedule, s.pos)
+			heap.Fix(&d.schedule[pool], s.pos)
 		}
 	} else {
-		s := &scheduled{id: id, at: t}
-		heap.Push(&d.schedule, s)
+		s := &scheduled{id: id, at: t, pool: pool}
+		heap.Push(&d.schedule[pool], s)
 		d.index[id] = s
 	}
 	d.mu.Unlock()
 
 	select {
-	case d.wake <- struct{}{}:
+	case d.wake[pool] <- struct{}{}:
 	default:
 	}
 }
 
-// runScheduler hands due messages to the workers until ctx is done.
-func (d *Dispatcher) runScheduler(ctx context.Context) {
+// poolOf returns poolLocal for a message whose undelivered recipients are
+// all in local domains, and poolRelay for any other message, including
+// one that is no longer queued.
+func (d *Dispatcher) poolOf(id string) int {
+	env, ok := d.opts.Spool.Get(id)
+	if !ok {
+		return poolRelay
+	}
+	for domain := range pendingByDomain(env) {
+		route, err := d.opts.Router.Lookup(domain, originOf(env))
+		if err != nil || route.Kind != router.Local {
+			return poolRelay
+		}
+	}
+	return poolLocal
+}
+
+// runScheduler hands the due messages of pool to its workers until ctx
+// is done.
+func (d *Dispatcher) runScheduler(ctx context.Context, pool int) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		d.mu.Lock()
 		var next *scheduled
 		wait := time.Hour
-		if len(d.schedule) > 0 {
-			next = d.schedule[0]
+		if len(d.schedule[pool]) > 0 {
+			next = d.schedule[pool][0]
 			wait = time.Until(next.at)
 		}
 		if next != nil && wait <= 0 {
-			heap.Pop(&d.schedule)
+			heap.Pop(&d.schedule[pool])
 			delete(d.index, next.id)
 			d.inflight[next.id] = true
 			d.mu.Unlock()
 
 			select {
-			case d.work <- next.id:
+			case d.work[pool] <- next.id:
 				continue
 			case <-ctx.Done():
 				return
@@ -580,7 +622,7 @@ func (d *Dispatcher) runScheduler(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.wake:
+		case <-d.wake[pool]:
 		case <-timer.C:
 		}
 	}

@@ -183,6 +183,31 @@ var _ = Describe("Dispatcher", func() {
 			Expect(r.out.overlapping()).To(BeEmpty())
 		})
 
+		It("delivers local mail while relays hang", func() {
+			r := newRig(slowRetry, 2)
+			r.out.release = make(chan struct{}) // never closed: each Send waits for the end of the spec
+			r.run()
+
+			for i := range 2 {
+				r.deliver(fmt.Sprintf("HANG%d", i), "alice@example.test", true, perIndividual, testMessage, "bob@remote.example.org")
+			}
+			Eventually(func() int { return len(r.out.sent()) }).Should(Equal(2), "both relay workers are busy")
+
+			r.deliver("LOCAL1", "carol@remote.example.org", false, perIndividual, testMessage, "alice@example.test")
+			Eventually(r.local.delivered, 2*time.Second).Should(HaveLen(1))
+			Expect(r.local.delivered()[0].recipient).To(Equal("alice@example.test"))
+		})
+
+		It("relays a message with local and remote recipients", func() {
+			r := newRig(slowRetry, 1)
+			r.run()
+			id := r.deliver("MIXED1", "alice@example.test", true, perIndividual, testMessage, "bob@example.test", "carol@remote.example.org")
+
+			Eventually(func() int { return r.out.sentFor(id) }).Should(Equal(1))
+			Eventually(r.local.delivered).Should(HaveLen(1))
+			Expect(r.local.delivered()[0].recipient).To(Equal("bob@example.test"))
+		})
+
 		It("retries at once on RetryNow", func() {
 			r := newRig(slowRetry, 1)
 			r.run()
