@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -78,7 +79,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("amtpkit demo", flag.ContinueOnError)
 	out := flags.String("out", defaultDemoOut, "`folder` to write the reports to; its demo/ subfolder holds the staged PKI, configuration and logs")
 	amtpdPath := flags.String("amtpd", "", "`path` of the amtpd binary (default: amtpd beside amtpkit, then on PATH)")
-	loadDuration := flags.Duration("load-duration", 5*time.Second, "`duration` of each load scenario")
+	loadDuration := flags.Duration("load-duration", 5*time.Second, "`duration` of the session load")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), demoUsage)
 		flags.PrintDefaults()
@@ -101,7 +102,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageErrorf("%v", err)
 	}
 
-	d := &demo{out: *out, work: filepath.Join(*out, "demo"), amtpdPath: amtpd, loadDuration: *loadDuration, stdout: stdout}
+	// amtpd resolves relative paths in its configuration against the
+	// configuration's folder, so every path the demo writes is absolute.
+	outDir, err := filepath.Abs(*out)
+	if err != nil {
+		return usageErrorf("--out %s: %v", *out, err)
+	}
+
+	d := &demo{out: outDir, work: filepath.Join(outDir, "demo"), amtpdPath: amtpd, loadDuration: *loadDuration, stdout: stdout}
 	err = d.run(ctx)
 	if ctx.Err() != nil {
 		return &exitError{status: demoInterrupted, err: errors.New("interrupted; every process the demo started is stopped")}
@@ -142,6 +150,10 @@ type demo struct {
 
 	manifest  *pki.Manifest
 	dnsListen string
+	// publicListen, public6Listen and privateListen are the fixed
+	// addresses of amtpd's listeners, so that amtpd started again from
+	// the same configuration serves the rerun commands of the report.
+	publicListen, public6Listen, privateListen string
 	// gatewaySink and privateSink are the loopback addresses of the
 	// suite's plain SMTP sink and private AMTP sink, routed to by amtpd.
 	gatewaySink, privateSink string
@@ -205,8 +217,12 @@ func (d *demo) stage() error {
 			return err
 		}
 	}
-	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
-		l.Close()
+	for _, addr := range []*string{&d.publicListen, &d.privateListen} {
+		if *addr, err = freeTCPPort("127.0.0.1"); err != nil {
+			return err
+		}
+	}
+	if d.public6Listen, err = freeTCPPort("::1"); err == nil {
 		d.ipv6 = true
 	}
 
@@ -250,9 +266,9 @@ func (d *demo) amtpdConfig() (string, error) {
 		return "", fmt.Errorf("create the demo Maildir: %w", err)
 	}
 
-	publicListen := `"127.0.0.1:0"`
+	publicListen := strconv.Quote(d.publicListen)
 	if d.ipv6 {
-		publicListen += `, "[::1]:0"`
+		publicListen += ", " + strconv.Quote(d.public6Listen)
 	}
 
 	return fmt.Sprintf(`# amtpd configuration written by "amtpkit demo".
@@ -271,7 +287,7 @@ listen = [%s]
 client_ca = [%q]
 
 [private]
-listen = ["127.0.0.1:0"]
+listen = [%q]
 client_ca = [%q]
 users = %q
 
@@ -312,7 +328,7 @@ cert = %q
 key = %q
 server_ca = [%q]
 `, server.CN, m.Path(server.Cert), m.Path(server.Key), d.dnsListen, publicListen, caPaths[pki.PublicCA],
-		caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String(),
+		d.privateListen, caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String(),
 		m.Domain, d.gatewaySink,
 		m.Domain, d.privateSink, m.Domain, m.Path(privateClient.Cert), m.Path(privateClient.Key), caPaths[pki.PrivateCA]), nil
 }
@@ -334,6 +350,16 @@ func freeLoopbackPort() (string, error) {
 		}
 	}
 	return "", errors.New("find a free loopback port: no port was free for both UDP and TCP in 20 tries")
+}
+
+// freeTCPPort returns HOST:PORT with a TCP port that is free on host.
+func freeTCPPort(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("find a free TCP port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // conform runs the suite against the demo's amtpd, serving the PKI's zone
@@ -455,6 +481,9 @@ func (d *demo) summarize(conformResult *result.Result, loadResult *loadresult.Re
 	for _, name := range []string{demoFiles.conformJSON, demoFiles.conformJUnit, demoFiles.conformHTML, demoFiles.loadJSON, demoFiles.loadHTML} {
 		fmt.Fprintf(d.stdout, "  %s\n", filepath.Join(d.out, name))
 	}
+
+	fmt.Fprintf(d.stdout, "\namtpd is stopped. To rerun a clause with the command its report gives, start it again\n"+
+		"on the same ports, with amtpd and amtpkit on PATH:\n  %s --config %s\n", d.amtpdPath, filepath.Join(d.work, "amtpd.toml"))
 }
 
 // amtpdProcess is an amtpd started by the demo in its own process group,

@@ -53,8 +53,11 @@ var _ = Describe("demo", Ordered, func() {
 		DeferCleanup(gexec.CleanupBuildArtifacts)
 	})
 
-	startDemo := func(out string) *gexec.Session {
+	// startDemo runs the demo in the folder dir with --out out, which may
+	// be relative to dir.
+	startDemo := func(dir, out string) *gexec.Session {
 		cmd := exec.Command(amtpkitPath, "demo", "--out", out, "--amtpd", amtpdPath, "--load-duration", "2s")
+		cmd.Dir = dir
 		session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { session.Kill().Wait(10 * time.Second) })
@@ -65,9 +68,10 @@ var _ = Describe("demo", Ordered, func() {
 	}
 
 	It("writes the five reports, passes every MUST against amtpd and stops amtpd", func() {
-		out := GinkgoT().TempDir()
+		dir := GinkgoT().TempDir()
+		out := filepath.Join(dir, "out")
 
-		session := startDemo(out)
+		session := startDemo(dir, "out")
 
 		Eventually(session, demoRunTimeout).Should(gexec.Exit(0), "stderr:\n%s", session.Err.Contents())
 		for _, name := range []string{"conformance.json", "conformance.junit.xml", "conformance.html", "load.json", "load.html"} {
@@ -79,13 +83,17 @@ var _ = Describe("demo", Ordered, func() {
 		r, err := result.Load(filepath.Join(out, "conformance.json"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.MustFailures()).To(BeEmpty())
+		for _, c := range r.Clauses {
+			Expect(c.Verdict).NotTo(Equal(result.Error), "clause %s: %s", c.ID, c.Reason)
+		}
+		Expect(session.Out).To(gbytes.Say("start it again"))
 		Expect(processesWithArg(configArg(out))).To(BeEmpty(), "amtpd still runs after the demo")
 	})
 
 	It("stops amtpd and exits 130 when interrupted", func() {
 		out := GinkgoT().TempDir()
 
-		session := startDemo(out)
+		session := startDemo(out, out)
 		Eventually(session.Out, 30*time.Second).Should(gbytes.Say("amtpd is running"))
 		Expect(processesWithArg(configArg(out))).To(HaveLen(1), "amtpd is not running while the demo says so")
 		session.Signal(syscall.SIGINT)
