@@ -180,7 +180,7 @@ var _ = Describe("send", Ordered, func() {
 
 		code, stdout, stderr := runSendCommand(args...)
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(MatchRegexp(`^alice@example.test: delivered: 250 2\.0\.0 OK: queued as \S+\n$`))
+		Expect(stdout).To(MatchRegexp(`^alice@example.test: accepted: 250 2\.0\.0 OK: queued as \S+\n$`))
 
 		messages := s.delivered("alice@example.test")
 		Expect(messages).To(HaveLen(1))
@@ -198,7 +198,7 @@ var _ = Describe("send", Ordered, func() {
 
 		code, stdout, stderr := runSendCommand(args...)
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(HavePrefix("bob@example.test: delivered: 250 "))
+		Expect(stdout).To(HavePrefix("bob@example.test: accepted: 250 "))
 
 		messages := s.delivered("bob@example.test")
 		Expect(messages).To(HaveLen(1))
@@ -214,7 +214,7 @@ var _ = Describe("send", Ordered, func() {
 
 		code, stdout, stderr := runSendCommand(args...)
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(HavePrefix("bob@example.test: delivered: "))
+		Expect(stdout).To(HavePrefix("bob@example.test: accepted: "))
 		Expect(s.delivered("bob@example.test")).To(ContainElement(SatisfyAll(
 			HavePrefix("Return-Path: <>\r\n"),
 			ContainSubstring("MPC: net/autoresponse\r\n"),
@@ -227,7 +227,7 @@ var _ = Describe("send", Ordered, func() {
 
 		code, stdout, stderr := runSendCommand(args...)
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(HavePrefix("ringo@example.test: delivered: "))
+		Expect(stdout).To(HavePrefix("ringo@example.test: accepted: "))
 		Expect(s.delivered("ringo@example.test")).To(ContainElement(ContainSubstring("Subject: via SRV\r\n")))
 	})
 
@@ -240,7 +240,7 @@ var _ = Describe("send", Ordered, func() {
 		Expect(code).To(Equal(1))
 		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 		Expect(lines).To(HaveLen(2))
-		Expect(lines[0]).To(HavePrefix("alice@example.test: delivered: 250 "))
+		Expect(lines[0]).To(HavePrefix("alice@example.test: accepted: 250 "))
 		Expect(lines[1]).To(Equal("ringo@example.test: permanent failure: 550 5.7.1 MPC policy violation"))
 		Expect(stderr).To(ContainSubstring("amtpkit send: 1 of 2 recipients not delivered"))
 		Expect(s.delivered("alice@example.test")).To(HaveLen(before + 1))
@@ -270,7 +270,7 @@ var _ = Describe("send", Ordered, func() {
 
 		code, stdout, stderr := runSendCommand(args...)
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(HavePrefix("alice@example.test: delivered: "))
+		Expect(stdout).To(HavePrefix("alice@example.test: accepted: "))
 		Expect(stderr).NotTo(ContainSubstring(user.Password))
 	})
 

@@ -45,7 +45,7 @@ const (
 func (s Status) String() string {
 	switch s {
 	case Delivered:
-		return "delivered"
+		return "accepted"
 	case TemporaryFailure:
 		return "temporary failure"
 	case PermanentFailure:
