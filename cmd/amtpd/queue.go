@@ -192,7 +192,7 @@ func queueShow(dir, id string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "Received:     %s from %s (CN %s, private=%t)\n", env.ReceivedAt.Format(time.RFC3339), env.ClientAddr, env.ClientCN, env.Private)
 	fmt.Fprintf(w, "Attempts:     %d, next %s\n", env.Attempts, env.NextAttempt.Format(time.RFC3339))
 	fmt.Fprintf(w, "Is a bounce:  %t\n", env.Bounce)
-	fmt.Fprintf(w, "Bounce sent:  %t (a bounce for its failed recipients is queued)\n", env.BounceSent)
+	fmt.Fprintf(w, "Bounce sent:  %t (true once a bounce for the failed recipients is queued)\n", env.BounceSent)
 	fmt.Fprintf(w, "Size:         %d octets\n", len(msg))
 	fmt.Fprintln(w, "Recipients:")
 	for _, r := range env.Recipients {
