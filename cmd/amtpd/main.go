@@ -38,6 +38,19 @@ const (
 	exitUsage   = 2
 )
 
+const amtpdUsage = `usage: amtpd --config FILE [--check]
+       amtpd queue list|show|retry|delete --config FILE ...
+
+amtpd is the reference AMTP server: it accepts mail over implicit TLS from
+clients with a valid certificate, a matching PTR record and EHLO name, and
+an acceptable Mail Policy Code; queues it durably; delivers it to Maildir
+or relays it by _amtp._tcp SRV records. 'amtpd queue' lists and acts on the
+queue of a configured server. The configuration format is described in
+docs/amtpd.example.toml.
+
+options:
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "queue" {
 		return runQueue(ctx, args[1:], stdout, stderr)
@@ -48,8 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	configPath := flags.String("config", "", "path of the TOML configuration `file` (required)")
 	check := flags.Bool("check", false, "validate the configuration and exit")
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: amtpd --config FILE [--check]")
-		fmt.Fprintln(stderr, "       amtpd queue list|show|retry|delete --config FILE ...")
+		fmt.Fprint(stderr, amtpdUsage)
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -58,8 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if *configPath == "" || flags.NArg() > 0 {
-		flags.Usage()
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "amtpd: unexpected argument %q; run 'amtpd --help'\n", flags.Arg(0))
+		return exitUsage
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "amtpd: missing --config FILE; docs/amtpd.example.toml describes the format, and 'amtpd --help' the options")
 		return exitUsage
 	}
 
