@@ -28,4 +28,29 @@
     apply();
   });
   apply();
+
+  // openTarget opens the clause row that the URL fragment names, such as
+  // a link of the failed and errored clauses list, and shows it when the
+  // filters hide it.
+  function openTarget() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var row = id ? document.getElementById(id) : null;
+    if (!row || !row.classList.contains("clause")) { return; }
+    if (row.classList.contains("hidden")) {
+      form.querySelectorAll("input").forEach(function (box) { box.checked = true; });
+      apply();
+    }
+    var details = row.querySelector("details");
+    if (details) { details.open = true; }
+    row.scrollIntoView();
+  }
+  window.addEventListener("hashchange", openTarget);
+  document.querySelectorAll("#problems a").forEach(function (link) {
+    link.addEventListener("click", function () {
+      // A second click on the same link changes no fragment, so no
+      // hashchange event fires.
+      if (link.hash === location.hash) { openTarget(); }
+    });
+  });
+  openTarget();
 })();

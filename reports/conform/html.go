@@ -44,13 +44,16 @@ type HTMLOptions struct {
 }
 
 type htmlReport struct {
-	Result             *result.Result
-	Headline           Headline
-	StatusClass        string
-	Scores             []LevelScore
-	Verdicts           []verdictCount
-	Levels             []string
-	Bar                []barSegment
+	Result      *result.Result
+	Headline    Headline
+	StatusClass string
+	Scores      []LevelScore
+	Verdicts    []verdictCount
+	Levels      []string
+	Bar         []barSegment
+	// Problems are the clauses with a fail, error or warn verdict, in
+	// that order, for the list at the top of the page.
+	Problems           []result.Clause
 	Sections           []htmlSection
 	InterpretationsURL string
 	CSS                template.CSS
@@ -92,9 +95,10 @@ type htmlConnection struct {
 }
 
 // WriteHTML writes r as one HTML page that needs no other file: the
-// headline verdict, the scores per level, and a table per section whose
-// rows open to the clause's sentence, evidence, wire transcript and rerun
-// command. Everything from the result is escaped by html/template.
+// headline verdict, the scores per level, a list of the failed, errored
+// and warned clauses that link to their rows, and a table per section
+// whose rows open to the clause's sentence, evidence, wire transcript and
+// rerun command. Everything from the result is escaped by html/template.
 func WriteHTML(w io.Writer, r *result.Result, opts HTMLOptions) error {
 	if opts.InterpretationsURL == "" {
 		opts.InterpretationsURL = InterpretationsURL
@@ -113,6 +117,9 @@ func WriteHTML(w io.Writer, r *result.Result, opts HTMLOptions) error {
 	}
 	data.Verdicts = countList(r.Summary.Verdicts)
 	data.Bar = stackedBar(data.Verdicts, r.Summary.Clauses)
+	for _, v := range []result.Verdict{result.Fail, result.Error, result.Warn} {
+		data.Problems = append(data.Problems, clausesWith(r, v)...)
+	}
 
 	for i, section := range Sections(r) {
 		hs := htmlSection{Key: section.Key, Anchor: fmt.Sprintf("section-%d", i+1), Counts: countList(section.Counts)}

@@ -52,6 +52,45 @@ var _ = Describe("WriteHTML", func() {
 		Expect(page).To(ContainSubstring(`href="` + conform.InterpretationsURL + `"`))
 	})
 
+	It("counts errors in a fail headline", func() {
+		Expect(conform.HeadlineOf(fixture()).Text).To(Equal("127.0.0.1:4025: 1 MUST-class clause failed and 1 could not be checked (error)"))
+
+		noErrors := withVerdict(fixture(), "4.4.3-mpc-parameter-required", result.Pass)
+		Expect(conform.HeadlineOf(noErrors).Text).To(Equal("127.0.0.1:4025: 1 MUST-class clause failed"))
+	})
+
+	It("lists failed, errored and warned clauses first", func() {
+		page := htmlOf(fixture())
+		list := regexp.MustCompile(`(?s)<section id="problems">.*?</section>`).FindString(page)
+		Expect(list).NotTo(BeEmpty(), "the page has no failed and errored clauses list")
+		Expect(list).To(ContainSubstring("<h2>Failed and errored clauses</h2>"))
+
+		links := regexp.MustCompile(`href="#(clause-[^"]+)"`).FindAllStringSubmatch(list, -1)
+		var targets []string
+		for _, link := range links {
+			targets = append(targets, link[1])
+		}
+		Expect(targets).To(Equal([]string{
+			"clause-4.4.1-helo-rejected", "clause-4.4.3-mpc-parameter-required", "clause-rfc5321-4.2.4-unknown-command-500",
+		}))
+		Expect(strings.Index(page, `<section id="problems">`)).To(BeNumerically(">", strings.Index(page, `<table id="scores">`)))
+		Expect(strings.Index(page, `<section id="problems">`)).To(BeNumerically("<", strings.Index(page, `<section class="clauses"`)))
+	})
+
+	It("leaves out the list when nothing failed", func() {
+		r := withVerdict(fixture(), "4.4.1-helo-rejected", result.Pass)
+		r = withVerdict(r, "4.4.3-mpc-parameter-required", result.Pass)
+		r = withVerdict(r, "rfc5321-4.2.4-unknown-command-500", result.Pass)
+		Expect(htmlOf(r)).NotTo(ContainSubstring(`<section id="problems">`))
+	})
+
+	It("shows a clause's reason once in its row", func() {
+		page := htmlOf(fixture())
+		row := regexp.MustCompile(`(?s)<tr class="clause" id="clause-4.4.1-helo-rejected".*?</tr>`).FindString(page)
+		Expect(row).NotTo(BeEmpty())
+		Expect(strings.Count(row, "HELO got 250 &lt;b&gt;ok&lt;/b&gt;, expected 504")).To(Equal(1))
+	})
+
 	It("links a relative interpretations path", func() {
 		var out bytes.Buffer
 		Expect(conform.WriteHTML(&out, fixture(), conform.HTMLOptions{InterpretationsURL: "../docs/interpretations.md"})).To(Succeed())
@@ -101,6 +140,29 @@ var _ = Describe("HTML report in Chromium", Label("browser"), func() {
 		Expect(info.Size()).To(BeNumerically(">", 10000), "the screenshot should show a rendered page")
 	})
 
+	It("renders the failed clauses list with links to rows", func() {
+		page := openFixture("")
+		list := regexp.MustCompile(`(?s)<section id="problems">.*?</section>`).FindString(page.DOM)
+		Expect(list).NotTo(BeEmpty(), "the failed and errored clauses list did not render")
+
+		links := regexp.MustCompile(`href="#([^"]+)"`).FindAllStringSubmatch(list, -1)
+		Expect(links).To(HaveLen(3))
+		for _, link := range links {
+			Expect(page.DOM).To(ContainSubstring(`<tr class="clause" id="`+link[1]+`"`), "the link #%s has no row", link[1])
+		}
+	})
+
+	It("opens the row that the fragment names", func() {
+		page := openFixture("#clause-4.4.3-mpc-parameter-required")
+		Expect(page.Requests).To(BeEmpty())
+
+		target := regexp.MustCompile(`(?s)<tr class="clause" id="clause-4.4.3-mpc-parameter-required".*?</tr>`).FindString(page.DOM)
+		Expect(target).To(ContainSubstring("<details open"))
+		other := regexp.MustCompile(`(?s)<tr class="clause" id="clause-4.4.1-helo-rejected".*?</tr>`).FindString(page.DOM)
+		Expect(other).NotTo(BeEmpty())
+		Expect(other).NotTo(ContainSubstring("<details open"))
+	})
+
 	It("prints every clause opened", func() {
 		chromium, err := browser.Find()
 		Expect(err).NotTo(HaveOccurred())
@@ -138,6 +200,22 @@ var _ = Describe("HTML report in Chromium", Label("browser"), func() {
 		Expect(page.Requests).To(ContainElement("http://127.0.0.1:9/probe.png"))
 	})
 })
+
+// openFixture writes the HTML report of the fixture into a temporary
+// folder and opens it in headless Chromium, at the URL fragment when one
+// is given.
+func openFixture(fragment string) *browser.Page {
+	chromium, err := browser.Find()
+	Expect(err).NotTo(HaveOccurred())
+
+	dir := GinkgoT().TempDir()
+	path := filepath.Join(dir, "report.html")
+	Expect(os.WriteFile(path, []byte(htmlOf(fixture())), 0o644)).To(Succeed())
+
+	page, err := browser.Open(context.Background(), chromium, path+fragment, dir, 1280, 2000)
+	Expect(err).NotTo(HaveOccurred())
+	return page
+}
 
 // keepScreenshot copies a screenshot to the folder named by
 // AMTP_SCREENSHOTS, so that a person or a CI artifact can look at it.

@@ -42,14 +42,20 @@ type Headline struct {
 // HeadlineOf returns the overall verdict of r. It follows the exit status
 // of amtpkit conform: fail when a MUST-class clause failed, incomplete when
 // the harness could not check some clause or met a problem, and otherwise
-// pass, with warnings when a recommendation was not met.
+// pass, with warnings when a recommendation was not met. A fail headline
+// also counts the clauses that could not be checked, because each of them
+// may hide another failure.
 func HeadlineOf(r *result.Result) Headline {
 	counts := r.Summary.Verdicts
 	mustFailures := len(r.MustFailures())
-	harness := len(r.HarnessErrors()) + len(r.Environment.Problems)
+	errored := len(r.HarnessErrors())
+	harness := errored + len(r.Environment.Problems)
 	switch {
+	case mustFailures > 0 && errored > 0:
+		return Headline{StatusFail, fmt.Sprintf("%s: %s failed and %d could not be checked (error)",
+			targetName(r), plural(mustFailures, "MUST-class clause"), errored)}
 	case mustFailures > 0:
-		return Headline{StatusFail, fmt.Sprintf("%s failed %s", targetName(r), plural(mustFailures, "MUST-class clause"))}
+		return Headline{StatusFail, fmt.Sprintf("%s: %s failed", targetName(r), plural(mustFailures, "MUST-class clause"))}
 	case harness > 0:
 		return Headline{StatusIncomplete, fmt.Sprintf("the suite could not check %s completely: %s", targetName(r), plural(harness, "harness error"))}
 	case counts[result.Warn] > 0:

@@ -47,7 +47,8 @@ func Find() (string, error) {
 
 // Open renders the HTML file at path in headless Chromium with a window
 // of width by height pixels and writes the screenshot and the net log
-// into dir.
+// into dir. The path may end in a URL fragment, such as "#clause-x",
+// which the page's scripts see in location.hash.
 //
 // Chromium runs in a new network namespace (unshare -n) when the system
 // allows it, so that neither the page nor Chromium's background services
