@@ -24,21 +24,30 @@ type Change struct {
 // Diff is the comparison of a new result with a baseline.
 type Diff struct {
 	// Regressions are the clauses that fail now and did not fail in the
-	// baseline, including clauses that the baseline lacks.
+	// baseline, including clauses that the baseline lacks, and the clauses
+	// that passed in the baseline and now get error: an error means the
+	// suite can no longer confirm the pass.
 	Regressions []Change
 	// Fixes are the clauses that failed in the baseline and now pass, or
 	// get warn or info.
 	Fixes []Change
 	// Other lists every other change of verdict, such as a new warning, a
-	// harness error, or a failed clause that is now skipped.
+	// skipped clause that now gets error, or a failed clause that is now
+	// skipped.
 	Other []Change
+	// Environment describes each difference in what ran, such as the
+	// target or --strict, as "strict (baseline false, now true)". A
+	// comparison of runs that differ there may show changes that no
+	// change of the server caused.
+	Environment []string
 }
 
 // CompareBaseline compares next with the baseline old, clause by clause.
 // A fail verdict that was already in the baseline is no regression, so a
-// vendor can adopt the suite before passing every clause.
+// vendor can adopt the suite before passing every clause. A pass that
+// became fail or error is one.
 func CompareBaseline(old, next *result.Result) Diff {
-	var d Diff
+	d := Diff{Environment: environmentChanges(old.Environment, next.Environment)}
 	before := map[string]result.Clause{}
 	for _, c := range old.Clauses {
 		before[c.ID] = c
@@ -54,7 +63,7 @@ func CompareBaseline(old, next *result.Result) Diff {
 		}
 		switch {
 		case change.Old == change.New:
-		case change.New == result.Fail:
+		case change.New == result.Fail, change.Old == result.Pass && change.New == result.Error:
 			d.Regressions = append(d.Regressions, change)
 		case change.Old == result.Fail && isMet(change.New):
 			d.Fixes = append(d.Fixes, change)
@@ -76,6 +85,61 @@ func isMet(v result.Verdict) bool {
 	return v == result.Pass || v == result.Warn || v == result.Info
 }
 
+// environmentChanges lists the differences between two runs in the facts
+// that decide what a clause's verdict means: the target, the draft, the
+// suite version and the options that select or judge clauses. Paths and
+// addresses that only locate files, such as the PKI folder or the DNS
+// listener, are left out because they change from one CI job to the next;
+// for the Maildir and the sinks only whether they were set counts, since
+// that decides whether the delivery checks ran.
+func environmentChanges(old, next result.Environment) []string {
+	type fact struct {
+		name          string
+		before, after string
+	}
+	setOrNot := func(s string) string {
+		if s == "" {
+			return "not set"
+		}
+		return "set"
+	}
+	o, n := old.Options, next.Options
+	facts := []fact{
+		{"target", old.Target, next.Target},
+		{"draft", old.Draft, next.Draft},
+		{"suite version", old.SuiteVersion, next.SuiteVersion},
+		{"strict", fmt.Sprint(o.Strict), fmt.Sprint(n.Strict)},
+		{"target6", o.Target6, n.Target6},
+		{"private_target", o.PrivateTarget, n.PrivateTarget},
+		{"server_name", o.ServerName, n.ServerName},
+		{"dns_mode", o.DNSMode, n.DNSMode},
+		{"recipient", o.Recipient, n.Recipient},
+		{"maildir", setOrNot(o.Maildir), setOrNot(n.Maildir)},
+		{"gateway_sink", setOrNot(o.GatewaySink), setOrNot(n.GatewaySink)},
+		{"private_sink", setOrNot(o.PrivateSink), setOrNot(n.PrivateSink)},
+		{"server_timeout", o.ServerTimeout, n.ServerTimeout},
+		{"step_timeout", o.StepTimeout, n.StepTimeout},
+		{"focus", strings.Join(o.Focus, " "), strings.Join(n.Focus, " ")},
+		{"skip", strings.Join(o.Skip, " "), strings.Join(n.Skip, " ")},
+		{"label_filter", o.LabelFilter, n.LabelFilter},
+	}
+
+	var changes []string
+	for _, f := range facts {
+		if f.before != f.after {
+			changes = append(changes, fmt.Sprintf("%s (baseline %s, now %s)", f.name, valueOrNone(f.before), valueOrNone(f.after)))
+		}
+	}
+	return changes
+}
+
+func valueOrNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 // WriteBaselineText writes the diff for a terminal or a CI log.
 func WriteBaselineText(w io.Writer, d Diff) error {
 	var out strings.Builder
@@ -85,7 +149,7 @@ func WriteBaselineText(w io.Writer, d Diff) error {
 		title   string
 		changes []Change
 	}{
-		{"new failures", d.Regressions},
+		{"regressions (new fail, or pass to error)", d.Regressions},
 		{"fixed", d.Fixes},
 		{"other changes", d.Other},
 	} {
@@ -111,12 +175,19 @@ func WriteBaselineMarkdown(w io.Writer, d Diff) error {
 		status = fmt.Sprintf("❌ %s", plural(len(d.Regressions), "regression"))
 	}
 	fmt.Fprintf(&out, "## AMTP conformance against the baseline: %s\n\n", status)
-	fmt.Fprintf(&out, "%s, %s, %s.\n\n", plural(len(d.Regressions), "new failure"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
+	fmt.Fprintf(&out, "%s, %s, %s.\n\n", plural(len(d.Regressions), "regression"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
+	if len(d.Environment) > 0 {
+		out.WriteString("> [!WARNING]\n> The baseline and this run differ in what ran, so some changes may not come from the server:\n")
+		for _, change := range d.Environment {
+			fmt.Fprintf(&out, "> - %s\n", escapeMarkdown(change))
+		}
+		out.WriteString("\n")
+	}
 	for _, group := range []struct {
 		title   string
 		changes []Change
 	}{
-		{"New failures", d.Regressions},
+		{"Regressions (new fail, or pass to error)", d.Regressions},
 		{"Fixed", d.Fixes},
 		{"Other changes", d.Other},
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/amtp-toolkit/amtp/conformance/result"
@@ -114,6 +115,91 @@ func ColumnName(given, path string, r *result.Result) string {
 	}
 }
 
+// Column is a result to compare, with the name the user gave it (or "")
+// and the file it was read from.
+type Column struct {
+	Given  string
+	Path   string
+	Result *result.Result
+}
+
+// NameColumns names each column with ColumnName and makes the names
+// unique. Columns without a given name whose targets collide, such as
+// two runs against 127.0.0.1:4025, are named after their file's base
+// name instead, and names that still collide get a suffix " (2)",
+// " (3)" and so on.
+func NameColumns(columns []Column) []Named {
+	names := make([]string, len(columns))
+	for i, c := range columns {
+		names[i] = ColumnName(c.Given, c.Path, c.Result)
+	}
+
+	counts := map[string]int{}
+	for _, name := range names {
+		counts[name]++
+	}
+	for i, c := range columns {
+		if c.Given == "" && counts[names[i]] > 1 {
+			names[i] = filepath.Base(c.Path)
+		}
+	}
+
+	names = UniqueNames(names)
+	named := make([]Named, len(columns))
+	for i, c := range columns {
+		named[i] = Named{Name: names[i], Result: c.Result}
+	}
+	return named
+}
+
+// UniqueNames returns names with a suffix " (2)", " (3)" and so on added
+// to each repeat of an earlier name, skipping suffixed names that are
+// already taken.
+func UniqueNames(names []string) []string {
+	unique := make([]string, len(names))
+	taken := map[string]bool{}
+	for _, name := range names {
+		taken[name] = true
+	}
+
+	used := map[string]bool{}
+	for i, name := range names {
+		candidate := name
+		// At most 2*len(names) names are taken or used, so the loop ends.
+		for n := 2; used[candidate] || (candidate != name && taken[candidate]); n++ {
+			candidate = fmt.Sprintf("%s (%d)", name, n)
+		}
+		unique[i] = candidate
+		used[candidate] = true
+	}
+	return unique
+}
+
+// DifferingFirst returns the rows whose verdicts differ, then the others,
+// each group in the matrix's clause order.
+func (m Matrix) DifferingFirst() []MatrixRow {
+	rows := make([]MatrixRow, 0, len(m.Rows))
+	for _, differs := range []bool{true, false} {
+		for _, row := range m.Rows {
+			if row.Differs == differs {
+				rows = append(rows, row)
+			}
+		}
+	}
+	return rows
+}
+
+// Differing returns the number of rows whose verdicts differ.
+func (m Matrix) Differing() int {
+	n := 0
+	for _, row := range m.Rows {
+		if row.Differs {
+			n++
+		}
+	}
+	return n
+}
+
 // WriteCompareMarkdown writes the matrix as a Markdown table, with the
 // rows whose verdicts differ first, so that the differences lead.
 func WriteCompareMarkdown(w io.Writer, m Matrix) error {
@@ -133,23 +219,14 @@ func WriteCompareMarkdown(w io.Writer, m Matrix) error {
 	}
 	out.WriteString("\n")
 
-	differing := 0
-	for _, pass := range []bool{true, false} {
-		for _, row := range m.Rows {
-			if row.Differs != pass {
-				continue
-			}
-			if row.Differs {
-				differing++
-			}
-			fmt.Fprintf(&out, "| `%s` | %s |", codeSafe(row.ID), escapeMarkdown(row.Level))
-			for _, cell := range row.Cells {
-				fmt.Fprintf(&out, " %s |", cell.Label())
-			}
-			out.WriteString("\n")
+	for _, row := range m.DifferingFirst() {
+		fmt.Fprintf(&out, "| `%s` | %s |", codeSafe(row.ID), escapeMarkdown(row.Level))
+		for _, cell := range row.Cells {
+			fmt.Fprintf(&out, " %s |", cell.Label())
 		}
+		out.WriteString("\n")
 	}
-	fmt.Fprintf(&out, "\n%d of %d clauses have different verdicts; they come first.\n", differing, len(m.Rows))
+	fmt.Fprintf(&out, "\n%d of %d clauses have different verdicts. They come first, and the rest follow in catalogue order.\n", m.Differing(), len(m.Rows))
 
 	if _, err := io.WriteString(w, out.String()); err != nil {
 		return fmt.Errorf("write Markdown comparison: %w", err)
@@ -163,19 +240,15 @@ var compareTemplate string
 var comparePage = template.Must(template.New("compare").Parse(compareTemplate))
 
 // WriteCompareHTML writes the matrix as one self-contained HTML page with
-// a filter that shows only the clauses whose verdicts differ.
+// a filter that shows only the clauses whose verdicts differ. As in the
+// Markdown, the differing rows come first.
 func WriteCompareHTML(w io.Writer, m Matrix) error {
 	data := struct {
 		Matrix
-		Differing   int
+		Ordered     []MatrixRow
 		CSS         template.CSS
 		PrintScript template.JS
-	}{Matrix: m, CSS: page.CSS, PrintScript: page.PrintScript}
-	for _, row := range m.Rows {
-		if row.Differs {
-			data.Differing++
-		}
-	}
+	}{Matrix: m, Ordered: m.DifferingFirst(), CSS: page.CSS, PrintScript: page.PrintScript}
 	if err := comparePage.Execute(w, data); err != nil {
 		return fmt.Errorf("write HTML comparison: %w", err)
 	}

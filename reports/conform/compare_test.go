@@ -52,6 +52,43 @@ var _ = Describe("Compare", func() {
 		Expect(conform.ColumnName("vendor", "a.json", fixture())).To(Equal("vendor"))
 	})
 
+	It("makes column names unique", func() {
+		a, b, c := fixture(), fixture(), fixture()
+		named := conform.NameColumns([]conform.Column{
+			{Path: "runs/monday.json", Result: a},
+			{Path: "runs/tuesday.json", Result: b},
+			{Given: "vendor", Path: "v.json", Result: c},
+		})
+		Expect([]string{named[0].Name, named[1].Name, named[2].Name}).To(Equal([]string{"monday.json", "tuesday.json", "vendor"}))
+		Expect(named[1].Result).To(BeIdenticalTo(b))
+
+		named = conform.NameColumns([]conform.Column{
+			{Path: "a/run.json", Result: a},
+			{Path: "b/run.json", Result: b},
+		})
+		Expect([]string{named[0].Name, named[1].Name}).To(Equal([]string{"run.json", "run.json (2)"}))
+	})
+
+	It("keeps a target name that is unique", func() {
+		other := fixture()
+		other.Environment.Target = "127.0.0.1:5025"
+		named := conform.NameColumns([]conform.Column{{Path: "a.json", Result: fixture()}, {Path: "b.json", Result: other}})
+		Expect([]string{named[0].Name, named[1].Name}).To(Equal([]string{"127.0.0.1:4025", "127.0.0.1:5025"}))
+	})
+
+	It("adds suffixes that are not taken", func() {
+		Expect(conform.UniqueNames([]string{"a", "a", "a (2)", "b"})).To(Equal([]string{"a", "a (3)", "a (2)", "b"}))
+	})
+
+	It("renders HTML with differences first", func() {
+		b := withVerdict(fixture(), "rfc5321-4.1.1.1-ehlo-reply", result.Fail)
+		m := conform.Compare([]conform.Named{{Name: "a", Result: fixture()}, {Name: "b", Result: b}})
+		var out bytes.Buffer
+		Expect(conform.WriteCompareHTML(&out, m)).To(Succeed())
+		Expect(out.String()).To(MatchRegexp(`(?s)data-clause="rfc5321-4.1.1.1-ehlo-reply".*data-clause="4.2-tls-required"`))
+		Expect(out.String()).To(ContainSubstring("They come first"))
+	})
+
 	It("renders Markdown with differences first", func() {
 		b := withVerdict(fixture(), "rfc5321-4.1.1.1-ehlo-reply", result.Fail)
 		m := conform.Compare([]conform.Named{{Name: "a", Result: fixture()}, {Name: "b", Result: b}})
@@ -106,6 +143,50 @@ var _ = Describe("CompareBaseline", func() {
 		Expect(d.Regressions[0].Old).To(BeEmpty())
 	})
 
+	It("counts a pass that became an error as a regression", func() {
+		next := withVerdict(fixture(), "rfc5321-4.1.1.1-ehlo-reply", result.Error)
+		d := conform.CompareBaseline(fixture(), next)
+		Expect(d.Regressions).To(HaveLen(1))
+		Expect(d.Regressions[0].ID).To(Equal("rfc5321-4.1.1.1-ehlo-reply"))
+		Expect(d.Regressions[0].New).To(Equal(result.Error))
+		Expect(d.Other).To(BeEmpty())
+	})
+
+	It("keeps a skip that became an error out of the regressions", func() {
+		next := withVerdict(fixture(), "4.5-undefined-class-rejected", result.Error)
+		d := conform.CompareBaseline(fixture(), next)
+		Expect(d.Regressions).To(BeEmpty())
+		Expect(d.Other).To(HaveLen(1))
+	})
+
+	It("names differences in what ran", func() {
+		next := fixture()
+		next.Environment.Target = "127.0.0.1:5025"
+		next.Environment.Options.Strict = true
+		next.Environment.Options.Maildir = "/tmp/maildir"
+		next.Environment.Options.PKIDir = "/elsewhere/pki"
+
+		d := conform.CompareBaseline(fixture(), next)
+		Expect(d.Environment).To(Equal([]string{
+			"target (baseline 127.0.0.1:4025, now 127.0.0.1:5025)",
+			"strict (baseline false, now true)",
+			"maildir (baseline not set, now set)",
+		}))
+
+		var markdown bytes.Buffer
+		Expect(conform.WriteBaselineMarkdown(&markdown, d)).To(Succeed())
+		Expect(markdown.String()).To(ContainSubstring("> [!WARNING]"))
+		Expect(markdown.String()).To(ContainSubstring("> - strict (baseline false, now true)"))
+	})
+
+	It("finds no differences in what ran between equal runs", func() {
+		d := conform.CompareBaseline(fixture(), fixture())
+		Expect(d.Environment).To(BeEmpty())
+		var markdown bytes.Buffer
+		Expect(conform.WriteBaselineMarkdown(&markdown, d)).To(Succeed())
+		Expect(markdown.String()).NotTo(ContainSubstring("WARNING"))
+	})
+
 	It("does not count a failure that became a skip as a fix", func() {
 		next := withVerdict(fixture(), "4.4.1-helo-rejected", result.Skip)
 		d := conform.CompareBaseline(fixture(), next)
@@ -118,7 +199,7 @@ var _ = Describe("CompareBaseline", func() {
 		d := conform.CompareBaseline(fixture(), next)
 		var text, markdown bytes.Buffer
 		Expect(conform.WriteBaselineText(&text, d)).To(Succeed())
-		Expect(text.String()).To(ContainSubstring("new failures:\n  4.2-tls-required [REQUIRED]: pass -> fail: now fail"))
+		Expect(text.String()).To(ContainSubstring("regressions (new fail, or pass to error):\n  4.2-tls-required [REQUIRED]: pass -> fail: now fail"))
 		Expect(conform.WriteBaselineMarkdown(&markdown, d)).To(Succeed())
 		Expect(markdown.String()).To(ContainSubstring("❌ 1 regression"))
 	})
