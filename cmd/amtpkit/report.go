@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/amtp-toolkit/amtp/conformance/result"
 	"github.com/amtp-toolkit/amtp/reports/cli"
@@ -13,7 +14,7 @@ import (
 
 // runReport runs "amtpkit report"; reports/cli holds the logic.
 func runReport(_ context.Context, args []string, stdout io.Writer) error {
-	err := cli.Run(args, stdout)
+	err := cli.Run(args, stdout, os.Stderr)
 	var usage *cli.UsageError
 	switch {
 	case errors.As(err, &usage):

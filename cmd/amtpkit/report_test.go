@@ -106,8 +106,8 @@ var _ = Describe("amtpkit report", func() {
 			next := writeVariant(dir, "next.json", "4.2-tls-required", result.Fail)
 			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", next)
 			Expect(run.code).To(Equal(4), run.stderr)
-			Expect(run.stdout).To(ContainSubstring("new failures:\n  4.2-tls-required"))
-			Expect(run.stderr).To(ContainSubstring("new failures against the baseline"))
+			Expect(run.stdout).To(ContainSubstring("regressions (new fail, or pass to error):\n  4.2-tls-required"))
+			Expect(run.stderr).To(ContainSubstring("regressions against the baseline"))
 		})
 
 		It("exits 0 on a regression without --fail-on-regression", func() {
@@ -115,6 +115,19 @@ var _ = Describe("amtpkit report", func() {
 			run := runPKICommand("report", "--baseline", reportFixture, next)
 			Expect(run.code).To(Equal(0), run.stderr)
 			Expect(run.stdout).To(ContainSubstring("1 regression, 0 fixes"))
+		})
+
+		It("exits 4 on a pass that became an error", func() {
+			next := writeVariant(dir, "next.json", "rfc5321-4.1.1.1-ehlo-reply", result.Error)
+			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", next)
+			Expect(run.code).To(Equal(4), run.stderr)
+			Expect(run.stdout).To(ContainSubstring("rfc5321-4.1.1.1-ehlo-reply [MUST]: pass -> error"))
+		})
+
+		It("takes its options after the result file", func() {
+			next := writeVariant(dir, "next.json", "4.2-tls-required", result.Fail)
+			run := runPKICommand("report", next, "--baseline", reportFixture, "--fail-on-regression")
+			Expect(run.code).To(Equal(4), run.stderr)
 		})
 
 		It("lists a fix", func() {
@@ -165,6 +178,15 @@ var _ = Describe("amtpkit report", func() {
 			run := runPKICommand("report", "compare", "--html", filepath.Join(dir, "c.html"), loadExample, reportFixture)
 			Expect(run.code).To(Equal(2))
 			Expect(run.stderr).To(ContainSubstring("results of one kind"))
+			Expect(run.stderr).To(ContainSubstring(loadExample + " is a load result"))
+			Expect(run.stderr).To(ContainSubstring(reportFixture + " is a conformance result"))
+		})
+
+		It("names the kinds of a mix without --html", func() {
+			run := runPKICommand("report", "compare", loadExample, reportFixture)
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring(loadExample + " is a load result, " + reportFixture + " is a conformance result"))
+			Expect(run.stderr).NotTo(ContainSubstring("needs --html"))
 		})
 	})
 
@@ -177,6 +199,26 @@ var _ = Describe("amtpkit report", func() {
 			data, err := os.ReadFile(page)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(data)).To(ContainSubstring(`<th class="cell">vendor</th><th class="cell">127.0.0.1:4025</th>`))
+		})
+
+		It("takes --html after the result files", func() {
+			strict := writeVariant(dir, "strict.json", "4.2-tls-required", result.Fail)
+			page := filepath.Join(dir, "cmp.html")
+			run := runPKICommand("report", "compare", "amtpd="+reportFixture, "strict="+strict, "--html", page)
+			Expect(run.code).To(Equal(0), run.stderr)
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring(`<th class="cell">amtpd</th><th class="cell">strict</th>`))
+		})
+
+		It("gives two results of one target distinct columns", func() {
+			other := writeVariant(dir, "other.json", "4.2-tls-required", result.Fail)
+			page := filepath.Join(dir, "compare.html")
+			run := runPKICommand("report", "compare", "--html", page, reportFixture, other)
+			Expect(run.code).To(Equal(0), run.stderr)
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring(`<th class="cell">result.json</th><th class="cell">other.json</th>`))
 		})
 
 		It("prints a Markdown matrix", func() {

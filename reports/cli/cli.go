@@ -21,11 +21,12 @@ type UsageError struct {
 func (e *UsageError) Error() string { return "usage error: " + e.Message }
 
 // ErrRegression is wrapped by the error of a baseline check with
-// --fail-on-regression that found new failures.
-var ErrRegression = errors.New("new failures against the baseline")
+// --fail-on-regression that found regressions: clauses that fail now
+// and did not fail in the baseline, or that passed and now get error.
+var ErrRegression = errors.New("regressions against the baseline")
 
 // RegressionStatus is the exit status of amtpkit report when
-// --fail-on-regression finds new failures. It differs from 1 (a failure
+// --fail-on-regression finds regressions. It differs from 1 (a failure
 // to read or write) and 2 (invalid options), so a CI job can tell them
 // apart.
 const RegressionStatus = 4

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/amtp-toolkit/amtp/loadgen/result"
+	"github.com/amtp-toolkit/amtp/reports/conform"
 	"github.com/amtp-toolkit/amtp/reports/load"
 )
 
@@ -31,9 +32,9 @@ func writeLoad(data []byte, path string, out Outputs) error {
 }
 
 // compareLoad renders two load results side by side as HTML.
-func compareLoad(args []string, htmlPath, markdownPath string, stdout io.Writer) error {
-	if len(args) != 2 {
-		return usageErrorf("compare takes exactly two load results, got %d", len(args))
+func compareLoad(inputs []compareInput, htmlPath, markdownPath string, stdout io.Writer) error {
+	if len(inputs) != 2 {
+		return usageErrorf("compare takes exactly two load results, got %d", len(inputs))
 	}
 	if markdownPath != "" {
 		return usageErrorf("--markdown compares conformance results; use --html for load results")
@@ -42,26 +43,22 @@ func compareLoad(args []string, htmlPath, markdownPath string, stdout io.Writer)
 		return usageErrorf("comparing load results needs --html FILE")
 	}
 
-	var named []load.Named
-	for _, arg := range args {
-		name, path := splitNamed(arg)
-		kind, data, err := readResult(path)
+	var names []string
+	var results []*result.Result
+	for _, in := range inputs {
+		r, err := result.Parse(in.data)
 		if err != nil {
-			return err
+			return fmt.Errorf("read load result %s: %w", in.path, err)
 		}
-		if kind != KindLoad {
-			return usageErrorf("%s is a %s result; compare takes results of one kind", path, kind)
-		}
-		r, err := result.Parse(data)
-		if err != nil {
-			return fmt.Errorf("read load result %s: %w", path, err)
-		}
+		name := in.name
 		if name == "" {
-			name = path
+			name = in.path
 		}
-		named = append(named, load.Named{Name: name, Result: r})
+		names = append(names, name)
+		results = append(results, r)
 	}
+	names = conform.UniqueNames(names)
 	return output{htmlPath, stdout}.write(func(w io.Writer) error {
-		return load.WriteCompareHTML(w, named[0], named[1])
+		return load.WriteCompareHTML(w, load.Named{Name: names[0], Result: results[0]}, load.Named{Name: names[1], Result: results[1]})
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/amtp-toolkit/amtp/conformance/result"
 	"github.com/amtp-toolkit/amtp/reports/conform"
@@ -25,17 +26,25 @@ HTML page with plots (--html) or a Markdown summary. FILE "-" is stdout.
 Without any of these options the Markdown summary goes to stdout.
 
 --baseline compares a conformance result with an older one and lists the
-clauses that fail now but did not fail then (new failures), those that
-failed then and pass now (fixes), and other changes of verdict.
+regressions, the fixes (failed then; pass, warn or info now) and other
+changes of verdict. A regression is a clause that fails now and did not
+fail then (or was absent), or that passed then and now gets error: an
+error means the suite can no longer confirm the pass. When the two runs
+differ in target, draft, suite version or run options (such as --strict
+in one only), a warning on stderr and in the Markdown names each
+difference.
 
 'compare' puts several conformance results side by side, one column per
 result, named after NAME or the result's target; or two load results.
+
+Options may stand before, between or after the result files; "--" ends
+the options, so that a file named like an option can follow.
 
 Exit status:
   0  the reports were written
   1  a result could not be read or a report could not be written
   2  invalid options
-  4  --fail-on-regression found new failures against the baseline
+  4  --fail-on-regression found regressions against the baseline
 
 options:
 `
@@ -44,16 +53,22 @@ options:
 const CompareUsage = `usage: amtpkit report compare [--html FILE] [--markdown FILE] [NAME=]RESULT.json...
 
 Puts two or more conformance results side by side: one row per clause and
-one column per result, named NAME or after the result's target. Rows whose
-verdicts differ come first in Markdown, and the HTML page can hide the
-rest. Two load results give a side-by-side HTML page of both runs.
-Without --html or --markdown the Markdown goes to stdout.
+one column per result, named NAME or after the result's target. Results
+without NAME that share a target are named after their file's base name,
+and a name that still repeats gets a suffix such as " (2)". Rows whose
+verdicts differ come first, in Markdown and HTML, and the HTML page can
+hide the rest. Two load results give a side-by-side HTML page of both
+runs. All files must be results of one kind. Options may stand anywhere
+among the files, and "--" ends them. Without --html or --markdown the
+Markdown goes to stdout.
 
 options:
 `
 
-// Run runs amtpkit report with args, the arguments after "report".
-func Run(args []string, stdout io.Writer) error {
+// Run runs amtpkit report with args, the arguments after "report". The
+// reports that go to "-" and the baseline comparison go to stdout, and
+// warnings go to stderr.
+func Run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "compare" {
 		return runCompare(args[1:], stdout)
 	}
@@ -65,28 +80,26 @@ func Run(args []string, stdout io.Writer) error {
 	flags.StringVar(&out.Markdown, "markdown", "", "write the Markdown summary to `FILE`, such as $GITHUB_STEP_SUMMARY")
 	flags.BoolVar(&out.WarnAsFailure, "warnings-as-failures", false, "file warn verdicts (a SHOULD not met) as JUnit failures")
 	flags.StringVar(&out.InterpretationsURL, "interpretations", conform.InterpretationsURL, "`URL` or relative path of the interpretations page that the HTML report links to")
-	baseline := flags.String("baseline", "", "compare with the older conformance result in `FILE` and list new failures and fixes")
-	failOnRegression := flags.Bool("fail-on-regression", false, fmt.Sprintf("with --baseline, exit with status %d when a clause fails that did not fail in the baseline", RegressionStatus))
+	baseline := flags.String("baseline", "", "compare with the older conformance result in `FILE` and list regressions and fixes")
+	failOnRegression := flags.Bool("fail-on-regression", false, fmt.Sprintf("with --baseline, exit with status %d on a regression: a clause that fails now and did not fail in the baseline, or that passed there and now gets error", RegressionStatus))
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), Usage)
 		flags.PrintDefaults()
 	}
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	files, err := parseInterspersed(flags, args)
+	if err != nil {
+		return err
 	}
 	switch {
-	case flags.NArg() == 0:
+	case len(files) == 0:
 		return usageErrorf("missing the result file; run 'amtpkit report --help'")
-	case flags.NArg() > 1:
-		return usageErrorf("unexpected argument %q after the result file %q; use 'amtpkit report compare' for several results", flags.Arg(1), flags.Arg(0))
+	case len(files) > 1:
+		return usageErrorf("unexpected argument %q after the result file %q; use 'amtpkit report compare' for several results", files[1], files[0])
 	case *failOnRegression && *baseline == "":
 		return usageErrorf("--fail-on-regression needs --baseline OLD.json")
 	}
-	path := flags.Arg(0)
+	path := files[0]
 
 	kind, data, err := readResult(path)
 	if err != nil {
@@ -109,18 +122,24 @@ func Run(args []string, stdout io.Writer) error {
 		}
 		return WriteConformance(r, out)
 	}
-	return runBaseline(*baseline, r, out, *failOnRegression)
+	return runBaseline(*baseline, r, out, *failOnRegression, stderr)
 }
 
 // runBaseline checks r against the baseline in oldPath, prints the
 // changes to stdout and writes the reports of r. With --markdown the
-// Markdown holds the baseline comparison before the summary.
-func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression bool) error {
+// Markdown holds the baseline comparison before the summary. Differences
+// in what ran, such as --strict in one run only, go to stderr as
+// warnings.
+func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression bool, stderr io.Writer) error {
 	old, err := loadConformance(oldPath)
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	diff := conform.CompareBaseline(old, r)
+
+	for _, change := range diff.Environment {
+		fmt.Fprintf(stderr, "warning: the baseline %s and the new result differ in %s\n", oldPath, change)
+	}
 
 	if out.Markdown != "-" {
 		if err := conform.WriteBaselineText(out.Stdout, diff); err != nil {
@@ -145,7 +164,7 @@ func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression
 	}
 
 	if failOnRegression && len(diff.Regressions) > 0 {
-		return fmt.Errorf("%w: %d clauses fail that did not fail in %s", ErrRegression, len(diff.Regressions), oldPath)
+		return fmt.Errorf("%w: %d clauses fail now that did not fail in %s, or passed there and now get error", ErrRegression, len(diff.Regressions), oldPath)
 	}
 	return nil
 }
@@ -189,34 +208,31 @@ func runCompare(args []string, stdout io.Writer) error {
 		fmt.Fprint(flags.Output(), CompareUsage)
 		flags.PrintDefaults()
 	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
-	}
-	if flags.NArg() < 2 {
-		return usageErrorf("compare needs at least two result files, got %d", flags.NArg())
-	}
-
-	kind, _, err := readResult(argPath(flags.Arg(0)))
+	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return err
 	}
-	if kind == KindLoad {
-		return compareLoad(flags.Args(), *htmlPath, *markdownPath, stdout)
+	if len(files) < 2 {
+		return usageErrorf("compare needs at least two result files, got %d", len(files))
 	}
 
-	var named []conform.Named
-	for _, arg := range flags.Args() {
-		name, path := splitNamed(arg)
-		r, err := loadConformance(path)
-		if err != nil {
-			return err
-		}
-		named = append(named, conform.Named{Name: conform.ColumnName(name, path, r), Result: r})
+	inputs, err := readCompareInputs(files)
+	if err != nil {
+		return err
 	}
-	matrix := conform.Compare(named)
+	if inputs[0].kind == KindLoad {
+		return compareLoad(inputs, *htmlPath, *markdownPath, stdout)
+	}
+
+	var columns []conform.Column
+	for _, in := range inputs {
+		r, err := result.Parse(in.data)
+		if err != nil {
+			return fmt.Errorf("read conformance result %s: %w", in.path, err)
+		}
+		columns = append(columns, conform.Column{Given: in.name, Path: in.path, Result: r})
+	}
+	matrix := conform.Compare(conform.NameColumns(columns))
 
 	if *htmlPath == "" && *markdownPath == "" {
 		*markdownPath = "-"
@@ -231,7 +247,36 @@ func runCompare(args []string, stdout io.Writer) error {
 	return errors.Join(errs...)
 }
 
-func argPath(arg string) string {
-	_, path := splitNamed(arg)
-	return path
+// compareInput is one result file of amtpkit report compare.
+type compareInput struct {
+	name, path string
+	kind       Kind
+	data       []byte
+}
+
+// readCompareInputs reads every "[NAME=]FILE" argument and checks that
+// all results are of one kind before any is rendered. The error of a
+// mix names the kind of each file.
+func readCompareInputs(args []string) ([]compareInput, error) {
+	var inputs []compareInput
+	for _, arg := range args {
+		name, path := splitNamed(arg)
+		kind, data, err := readResult(path)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, compareInput{name: name, path: path, kind: kind, data: data})
+	}
+
+	for _, in := range inputs[1:] {
+		if in.kind == inputs[0].kind {
+			continue
+		}
+		var kinds []string
+		for _, each := range inputs {
+			kinds = append(kinds, fmt.Sprintf("%s is a %s result", each.path, each.kind))
+		}
+		return nil, usageErrorf("compare takes results of one kind, but %s; compare the conformance results and the load results separately", strings.Join(kinds, ", "))
+	}
+	return inputs, nil
 }
