@@ -128,6 +128,15 @@ var _ = Describe("Run", func() {
 			Expect(stdout).To(ContainSubstring("| Clause | Level | monday.json | tuesday.json |"))
 		})
 
+		It("gives one load result twice two names", func() {
+			page := filepath.Join(dir, "load.html")
+			_, _, err := run("compare", loadExample, loadExample, "--html", page)
+			Expect(err).NotTo(HaveOccurred())
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring("<th>" + loadExample + "</th><th>" + loadExample + " (2)</th>"))
+		})
+
 		It("gives the same file twice two names", func() {
 			stdout, _, err := run("compare", conformanceExample, conformanceExample)
 			Expect(err).NotTo(HaveOccurred())
