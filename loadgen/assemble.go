@@ -94,6 +94,10 @@ func (g *generator) runWarnings(r *result.Result) []string {
 		warnings = append(warnings, fmt.Sprintf("generator lag p99 was %s: arrivals started late because every worker was busy or the generator was short of CPU (the latency from the intended start still counts the wait)",
 			lag.Quantile(0.99)))
 	}
+	if first := g.firstInvalid.Load(); first != nil {
+		warnings = append(warnings, fmt.Sprintf("%d units had an invalid duration, such as: %s. This is a generator bug, so their total and lag are left out of the histograms",
+			g.invalidUnits.Load(), *first))
+	}
 	if r.Counts.Unstarted > 0 {
 		warnings = append(warnings, fmt.Sprintf("%d scheduled units never started because all %d workers were busy; raise --max-in-flight or lower the rate",
 			r.Counts.Unstarted, g.cfg.MaxInFlight))

@@ -36,7 +36,13 @@ func newRecorder() *recorder {
 	return &recorder{errors: map[errorKey]*result.ErrorCount{}}
 }
 
+// recordPhase records d, rounded to microseconds. A duration under 1 µs
+// counts as 1 µs, the histogram's lowest value. A negative one is left
+// out, because checkDurations has already counted its unit as invalid.
 func (r *recorder) recordPhase(phase int, d time.Duration) {
+	if d < 0 {
+		return
+	}
 	if r.phases[phase] == nil {
 		r.phases[phase] = result.NewRecorder()
 	}
@@ -49,6 +55,11 @@ func (r *recorder) add(u *unit) {
 	defer r.mu.Unlock()
 
 	for phase := range numPhases {
+		if u.invalid != nil && (phase == phaseTotal || phase == phaseLag) {
+			// Both count from the intended start, the likeliest wrong
+			// reference time.
+			continue
+		}
 		if list, ok := u.perMessage[phase]; ok {
 			for _, d := range list {
 				r.recordPhase(phase, d)
@@ -61,6 +72,9 @@ func (r *recorder) add(u *unit) {
 	}
 
 	r.counts.Started++
+	if u.invalid != nil {
+		r.counts.InvalidDurations++
+	}
 	if u.err != nil {
 		r.counts.Failed++
 		class, key, example := classify(u.err)
@@ -312,7 +326,7 @@ func (t *timeline) finished(now time.Time, u *unit) {
 	s.activity.Add(delta)
 	t.activity.Add(delta)
 
-	if u.measured[phaseTotal] {
+	if u.measured[phaseTotal] && u.invalid == nil {
 		if s.latency == nil {
 			s.latency = t.recorderFromSpare()
 		}

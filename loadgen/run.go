@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 	"github.com/amtp-toolkit/amtp/loadgen/result"
@@ -53,6 +50,11 @@ type generator struct {
 	arrivals      atomic.Int64
 	unstarted     atomic.Int64
 	inFlight      atomic.Int64
+
+	// invalidUnits counts units that failed checkDurations, and
+	// firstInvalid keeps the first such error for the warning.
+	invalidUnits atomic.Int64
+	firstInvalid atomic.Pointer[string]
 }
 
 // stepState accumulates one rate step.
@@ -314,6 +316,10 @@ func (g *generator) execute(ctx context.Context, rec *recorder, a arrival, open 
 		}
 		u.measure(phaseTotal, end.Sub(from))
 	}
+	if err := u.checkDurations(); err != nil {
+		u.invalid = err
+		g.reportInvalid(err)
+	}
 
 	rec.add(u)
 	g.timeline.finished(end, u)
@@ -323,6 +329,22 @@ func (g *generator) execute(ctx context.Context, rec *recorder, a arrival, open 
 		g.stepsMu.Unlock()
 		step.rec.add(u)
 		step.inFlight.Add(-1)
+	}
+}
+
+// maxInvalidLogs bounds the log lines about invalid durations in a run.
+const maxInvalidLogs = 10
+
+// reportInvalid counts a unit that failed checkDurations, logs the first
+// maxInvalidLogs of them and keeps the first error for the result's
+// warning.
+func (g *generator) reportInvalid(err error) {
+	n := g.invalidUnits.Add(1)
+	text := err.Error()
+	g.firstInvalid.CompareAndSwap(nil, &text)
+	if n <= maxInvalidLogs {
+		g.cfg.Logger.Error("load: invalid unit duration, which is a generator bug; its total and lag are left out of the histograms",
+			"error", err, "unit", n, "logged_at_most", maxInvalidLogs)
 	}
 }
 
@@ -443,15 +465,14 @@ func (g *generator) startWorkers(ctx context.Context, workers int) (chan arrival
 
 // pace schedules the arrivals of one step. Arrival k is due at
 // stepStart + k/rate: that intended start is what latency counts from,
-// however late the generator hands the arrival to a worker. A
-// rate.Limiter with a burst of one second of arrivals paces the loop, so
-// after a late wake-up it catches up at once. It returns a stop reason
-// when the run must end, or "".
+// however late the generator hands the arrival to a worker. The pacer
+// sleeps until each arrival is due and never hands one out earlier,
+// because a unit started before its intended start would record a total
+// shorter than its own phases. After a late wake-up it catches up at
+// once, since the arrivals already due need no wait. It returns a stop
+// reason when the run must end, or "".
 func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int, stepStart, stepEnd time.Time) string {
 	r := g.steps[step].rate
-	burst := int(math.Max(1, math.Ceil(r)))
-	limiter := rate.NewLimiter(rate.Limit(r), burst)
-	limiter.ReserveN(stepStart, burst)
 
 	g.steps[step].start = stepStart
 	defer func() { g.steps[step].end = time.Now() }()
@@ -463,6 +484,8 @@ func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int,
 	limit := g.countLimit()
 	endTimer := time.NewTimer(time.Until(stepEnd))
 	defer endTimer.Stop()
+	dueTimer := time.NewTimer(0)
+	defer dueTimer.Stop()
 
 	interval := float64(time.Second) / r
 	for k := int64(0); ; k++ {
@@ -474,8 +497,11 @@ func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int,
 			return stopCount
 		}
 
-		if time.Until(intended) > 0 {
-			if err := limiter.Wait(ctx); err != nil {
+		if wait := time.Until(intended); wait > 0 {
+			dueTimer.Reset(wait)
+			select {
+			case <-dueTimer.C:
+			case <-ctx.Done():
 				return stopInterrupted
 			}
 		}

@@ -111,6 +111,29 @@ var _ = Describe("Run against a stalling server", Ordered, func() {
 	})
 })
 
+var _ = Describe("Run total latency", func() {
+	It("stays above connect and handshake after the pacer fell behind", func() {
+		// Every 1.5 s the server holds greetings for half a second, so the
+		// 40 workers all wait and the pacer falls behind, then catches up.
+		server := startTestServer(testServerOptions{stallEvery: 1500 * time.Millisecond, stallFor: 500 * time.Millisecond})
+		r := runLoad(server.addr(), loadgen.Config{Rate: 200, MaxInFlight: 40, Duration: 4 * time.Second})
+
+		total := r.Phase(result.PhaseTotal)
+		connect := r.Phase(result.PhaseConnect)
+		handshake := r.Phase(result.PhaseHandshake)
+		lag := r.Phase(result.PhaseLag)
+		Expect(total.Count()).To(BeNumerically(">=", 300))
+		Expect(r.Counts.InvalidDurations).To(BeZero())
+		// A total is at least the connect and handshake of its own unit,
+		// so the smallest total is at least the two smallest phases.
+		Expect(total.Min()).To(BeNumerically(">=", connect.Min()+handshake.Min()))
+		Expect(total.Quantile(0.5)).To(BeNumerically(">=", connect.Quantile(0.5)))
+		Expect(total.Quantile(0.5)).To(BeNumerically(">=", handshake.Quantile(0.5)))
+		Expect(lag.Max()).To(BeNumerically(">=", 100*time.Millisecond))
+		Expect(r.Run.Warnings).NotTo(ContainElement(ContainSubstring("invalid duration")))
+	})
+})
+
 var _ = Describe("Run", func() {
 	It("stops after --count units in closed loop", func() {
 		server := startTestServer(testServerOptions{})

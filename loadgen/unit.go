@@ -67,6 +67,8 @@ type unit struct {
 
 	err      error
 	errPhase int
+	// invalid is the error of checkDurations, or nil.
+	invalid error
 }
 
 func (u *unit) measure(phase int, d time.Duration) {
@@ -79,6 +81,38 @@ func (u *unit) addMessagePhase(phase int) {
 		u.perMessage = map[int][]time.Duration{}
 	}
 	u.perMessage[phase] = append(u.perMessage[phase], u.durations[phase])
+}
+
+// checkDurations returns an error when a measured duration is invalid:
+// negative, or a total shorter than the phases it contains.
+// Every phase runs inside the unit and is timed with the monotonic clock,
+// so either is a generator bug.
+func (u *unit) checkDurations() error {
+	for phase := range numPhases {
+		if u.measured[phase] && u.durations[phase] < 0 {
+			return fmt.Errorf("phase %s has the negative duration %s", phaseName(phase), u.durations[phase])
+		}
+	}
+	if !u.measured[phaseTotal] {
+		return nil
+	}
+
+	var inside time.Duration
+	for phase := phaseConnect; phase <= phaseQuit; phase++ {
+		if list, ok := u.perMessage[phase]; ok {
+			for _, d := range list {
+				inside += d
+			}
+			continue
+		}
+		if u.measured[phase] {
+			inside += u.durations[phase]
+		}
+	}
+	if total := u.durations[phaseTotal]; total < inside {
+		return fmt.Errorf("total %s is shorter than the %s its phases from connect to QUIT took", total, inside)
+	}
+	return nil
 }
 
 // phaseName returns the result phase name of a phase index.

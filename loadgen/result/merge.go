@@ -209,6 +209,7 @@ func (a Counts) Add(b Counts) Counts {
 	a.MessagesRejected += b.MessagesRejected
 	a.MessagesDelivered += b.MessagesDelivered
 	a.BytesSent += b.BytesSent
+	a.InvalidDurations += b.InvalidDurations
 	return a
 }
 

@@ -266,6 +266,11 @@ type Counts struct {
 	MessagesRejected  int64 `json:"messages_rejected"`
 	MessagesDelivered int64 `json:"messages_delivered"`
 	BytesSent         int64 `json:"bytes_sent"`
+	// InvalidDurations counts units with a negative duration or a total
+	// shorter than the phases it contains. Such a unit is a generator
+	// bug: its bad values are left out of the histograms and the first
+	// one is in Run.Warnings.
+	InvalidDurations int64 `json:"invalid_durations,omitempty"`
 }
 
 // Error classes of ErrorCount.
