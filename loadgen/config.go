@@ -11,13 +11,13 @@
 package loadgen
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,8 +50,9 @@ var ErrInvalidConfig = errors.New("invalid load configuration")
 
 // Config is one load run.
 type Config struct {
-	// Target is the server's HOST:PORT. It must resolve to loopback
-	// addresses only.
+	// Target is the server's IP:PORT with a loopback IP address, or
+	// localhost:PORT. Run never resolves a host name: see
+	// ParseLoopbackTarget.
 	Target string
 	// PKI is the fixture PKI whose client identities the generator uses.
 	PKI *pki.Manifest
@@ -205,14 +206,14 @@ func (c *Config) relayDomain() string {
 	return "load-sink." + c.PKI.Domain
 }
 
-// Validate checks c for contradictions and missing values, without
-// resolving the target.
+// Validate checks c for contradictions and missing values. Run checks
+// the target with ParseLoopbackTarget.
 func (c *Config) Validate() error {
 	switch {
 	case c.PKI == nil:
 		return invalidf("missing PKI; pass --pki DIR with a PKI from 'amtpkit pki init'")
 	case c.Target == "":
-		return invalidf("missing target; pass --target HOST:PORT")
+		return invalidf("missing target; pass --target IP:PORT with a loopback IP address, such as 127.0.0.1:4025")
 	}
 	switch c.Scenario {
 	case result.ScenarioHandshake, result.ScenarioResume, result.ScenarioSession, result.ScenarioRelay:
@@ -234,6 +235,10 @@ func (c *Config) Validate() error {
 		return invalidf("--find-max steps an open-loop rate; pass --rate as the first step instead of --concurrency")
 	case c.FindMax && len(c.RateSteps) > 0:
 		return invalidf("--find-max chooses its own rate steps; pass only --rate as the first step")
+	case c.Timeout < 0 || c.StepDuration < 0:
+		return invalidf("timeout %s and step duration %s must not be negative; 0 selects the default", c.Timeout, c.StepDuration)
+	case c.MaxInFlight < 0:
+		return invalidf("maximum in flight %d must not be negative; 0 selects the default", c.MaxInFlight)
 	case c.Messages < 0 || c.MessageSize < 0:
 		return invalidf("messages per connection %d and message size %d must not be negative", c.Messages, c.MessageSize)
 	case c.ResumeFraction < 0 || c.ResumeFraction > 1:
@@ -244,8 +249,10 @@ func (c *Config) Validate() error {
 			return invalidf("rate step %v must be positive", r)
 		}
 	}
-	if c.Shard != nil && (c.Shard.Total < 1 || c.Shard.Index < 0 || c.Shard.Index >= c.Shard.Total) {
-		return invalidf("shard %d/%d is invalid; use i/N with 0 <= i < N", c.Shard.Index, c.Shard.Total)
+	if c.Shard != nil {
+		if err := checkShard(*c.Shard); err != nil {
+			return err
+		}
 	}
 	for _, expr := range c.Thresholds {
 		if _, err := result.ParseThreshold(expr); err != nil {
@@ -270,46 +277,63 @@ func ParseShard(text string) (*result.Shard, error) {
 	if _, err := fmt.Sscanf(text, "%d/%d", &s.Index, &s.Total); err != nil || fmt.Sprintf("%d/%d", s.Index, s.Total) != text {
 		return nil, invalidf("shard %q is invalid; write i/N such as 0/3", text)
 	}
-	if s.Total < 1 || s.Index < 0 || s.Index >= s.Total {
-		return nil, invalidf("shard %q is invalid; use i/N with 0 <= i < N", text)
+	if err := checkShard(s); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
 
-// ResolveLoopback resolves the host of target and returns the first
-// address. It returns an error unless every address of the host is a
-// loopback address, because the generator must not load anything else.
-func ResolveLoopback(ctx context.Context, target string) (netip.AddrPort, error) {
+// checkShard returns an error unless 0 <= s.Index < s.Total.
+func checkShard(s result.Shard) error {
+	if s.Total < 1 {
+		return invalidf("shard %d/%d is invalid: the number of shards must be at least 1, as in 0/1", s.Index, s.Total)
+	}
+	if s.Index >= 0 && s.Index < s.Total {
+		return nil
+	}
+
+	valid := fmt.Sprintf("0/%d to %d/%d", s.Total, s.Total-1, s.Total)
+	switch s.Total {
+	case 1:
+		valid = "0/1"
+	case 2:
+		valid = "0/2 or 1/2"
+	case 3:
+		valid = "0/3, 1/3 or 2/3"
+	}
+	return invalidf("shard %d/%d is invalid: shards are numbered from 0: use %s", s.Index, s.Total, valid)
+}
+
+// ParseLoopbackTarget parses target as IP:PORT with a loopback IP
+// address (127.0.0.0/8 or ::1), or as localhost:PORT, which it maps to
+// 127.0.0.1 because the pool identities connect from IPv4 addresses. It
+// rejects every other host name before any lookup, so the generator sends
+// nothing, DNS queries included, to an address that is not loopback. The
+// port must be a number.
+func ParseLoopbackTarget(target string) (netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
-		return netip.AddrPort{}, invalidf("target %q is not HOST:PORT: %v", target, err)
+		return netip.AddrPort{}, invalidf("target %q is not IP:PORT: %v; pass a loopback IP address and port such as 127.0.0.1:4025", target, err)
 	}
-
-	var addrs []netip.Addr
-	if addr, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{addr}
-	} else {
-		resolved, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return netip.AddrPort{}, invalidf("target host %q: %v; pass a loopback address such as 127.0.0.1", host, err)
-		}
-		addrs = resolved
-	}
-
-	for _, addr := range addrs {
-		if !addr.Unmap().IsLoopback() {
-			return netip.AddrPort{}, invalidf("target %q resolves to %s, which is not a loopback address; amtpkit load sends load only to 127.0.0.0/8 or ::1", target, addr)
-		}
-	}
-	if len(addrs) == 0 {
-		return netip.AddrPort{}, invalidf("target host %q has no address", host)
-	}
-
-	portNumber, err := net.LookupPort("tcp", port)
+	portNumber, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return netip.AddrPort{}, invalidf("target port %q: %v", port, err)
+		return netip.AddrPort{}, invalidf("target port %q is not a port number from 0 to 65535; pass a loopback IP address and port such as 127.0.0.1:4025", port)
 	}
-	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(portNumber)), nil
+
+	addr, err := netip.ParseAddr(host)
+	switch {
+	case err == nil:
+	case strings.EqualFold(strings.TrimSuffix(host, "."), "localhost"):
+		addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	default:
+		return netip.AddrPort{}, invalidf("target host %q is a host name, which amtpkit load does not resolve, so that it sends nothing (DNS queries included) to an address that is not loopback; give a loopback IP address such as 127.0.0.1:%s or [::1]:%s", host, port, port)
+	}
+
+	addr = addr.Unmap()
+	if !addr.IsLoopback() {
+		return netip.AddrPort{}, invalidf("target %q: %s is not a loopback address; amtpkit load sends load only to 127.0.0.0/8 or ::1, so pass an address such as 127.0.0.1:%s", target, addr, port)
+	}
+	return netip.AddrPortFrom(addr, uint16(portNumber)), nil
 }
 
 // shardPart returns this shard's part of total: total/N, with the

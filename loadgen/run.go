@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config) (*result.Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	target, err := ResolveLoopback(ctx, cfg.Target)
+	target, err := ParseLoopbackTarget(cfg.Target)
 	if err != nil {
 		return nil, err
 	}

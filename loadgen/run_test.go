@@ -3,7 +3,10 @@ package loadgen_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -236,6 +239,28 @@ var _ = Describe("Run", func() {
 			HaveField("Class", result.ErrorNetwork),
 			HaveField("Phase", result.PhaseConnect),
 			HaveField("Key", "connection refused"))))
+		err := loadgen.CheckCompleted(r)
+		Expect(err).To(MatchError(loadgen.ErrNothingCompleted))
+		Expect(err).To(MatchError(ContainSubstring(`The most common error (2 of 2) was network "connection refused" at connect`)))
+		Expect(err).To(MatchError(ContainSubstring("check that the server is running and listens on " + addr)))
+	})
+
+	It("passes the completion check when a unit completed", func() {
+		server := startTestServer(testServerOptions{rejectEvery: 2})
+		r := runLoad(server.addr(), loadgen.Config{Concurrency: 1, Count: 4})
+
+		Expect(r.Counts.Completed).To(Equal(int64(2)))
+		Expect(loadgen.CheckCompleted(r)).To(Succeed())
+	})
+
+	It("names the reply when every greeting rejects", func() {
+		server := startTestServer(testServerOptions{rejectEvery: 1})
+		r := runLoad(server.addr(), loadgen.Config{Concurrency: 1, Count: 3})
+
+		err := loadgen.CheckCompleted(r)
+		Expect(err).To(MatchError(loadgen.ErrNothingCompleted))
+		Expect(err).To(MatchError(ContainSubstring(`(3 of 3) was reply "421 4.3.2" at greeting`)))
+		Expect(err).To(MatchError(ContainSubstring("check the server's log")))
 	})
 
 	It("evaluates thresholds on the result", func() {
@@ -297,28 +322,76 @@ var _ = Describe("Run", func() {
 	})
 })
 
-var _ = Describe("ResolveLoopback", func() {
+var _ = Describe("ParseLoopbackTarget", func() {
 	It("accepts loopback addresses", func() {
-		addr, err := loadgen.ResolveLoopback(context.Background(), "127.0.0.2:4025")
+		addr, err := loadgen.ParseLoopbackTarget("127.0.0.2:4025")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(addr.String()).To(Equal("127.0.0.2:4025"))
 
-		addr, err = loadgen.ResolveLoopback(context.Background(), "[::1]:4025")
+		addr, err = loadgen.ParseLoopbackTarget("[::1]:4025")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(addr.Addr().IsLoopback()).To(BeTrue())
+		Expect(addr.String()).To(Equal("[::1]:4025"))
+
+		addr, err = loadgen.ParseLoopbackTarget("[::ffff:127.0.0.1]:4025")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(addr.String()).To(Equal("127.0.0.1:4025"))
 	})
 
-	It("rejects other addresses", func() {
-		for _, target := range []string{"192.0.2.1:4025", "[2001:db8::1]:25", "0.0.0.0:25"} {
-			_, err := loadgen.ResolveLoopback(context.Background(), target)
-			Expect(err).To(MatchError(loadgen.ErrInvalidConfig), target)
-			Expect(err).To(MatchError(ContainSubstring("not a loopback address")), target)
+	It("maps localhost to 127.0.0.1", func() {
+		for _, target := range []string{"localhost:4025", "LocalHost:4025", "localhost.:4025"} {
+			addr, err := loadgen.ParseLoopbackTarget(target)
+			Expect(err).NotTo(HaveOccurred(), target)
+			Expect(addr.String()).To(Equal("127.0.0.1:4025"), target)
 		}
 	})
 
+	It("rejects other addresses", func() {
+		for _, target := range []string{"192.0.2.1:4025", "[2001:db8::1]:25", "0.0.0.0:25", "[::ffff:192.0.2.1]:25"} {
+			_, err := loadgen.ParseLoopbackTarget(target)
+			Expect(err).To(MatchError(loadgen.ErrInvalidConfig), target)
+			Expect(err).To(MatchError(ContainSubstring("is not a loopback address")), target)
+		}
+	})
+
+	It("rejects host names without a lookup", func() {
+		// Every DNS query of the Go resolver would go through this dialer,
+		// which counts it and fails it, so nothing leaves the process.
+		var queries atomic.Int64
+		saved := net.DefaultResolver
+		net.DefaultResolver = &net.Resolver{
+			PreferGo: true,
+			Dial: func(context.Context, string, string) (net.Conn, error) {
+				queries.Add(1)
+				return nil, errors.New("this test allows no DNS query")
+			},
+		}
+		DeferCleanup(func() { net.DefaultResolver = saved })
+
+		for _, target := range []string{"load-target.invalid:4025", "example.com:4025", "localhost.invalid:4025"} {
+			_, err := loadgen.ParseLoopbackTarget(target)
+			Expect(err).To(MatchError(loadgen.ErrInvalidConfig), target)
+			Expect(err).To(MatchError(ContainSubstring("does not resolve")), target)
+			Expect(err).To(MatchError(ContainSubstring("give a loopback IP address")), target)
+		}
+		Expect(queries.Load()).To(BeZero())
+	})
+
+	It("rejects a name before running", func() {
+		_, err := loadgen.Run(context.Background(), loadgen.Config{
+			Target: "load-target.invalid:4025", PKI: manifest, Scenario: result.ScenarioHandshake,
+			Rate: 1, Count: 1, SkipCalibration: true,
+		})
+		Expect(err).To(MatchError(ContainSubstring(`target host "load-target.invalid" is a host name`)))
+	})
+
 	It("rejects a target without a port", func() {
-		_, err := loadgen.ResolveLoopback(context.Background(), "127.0.0.1")
-		Expect(err).To(MatchError(ContainSubstring("not HOST:PORT")))
+		_, err := loadgen.ParseLoopbackTarget("127.0.0.1")
+		Expect(err).To(MatchError(ContainSubstring("is not IP:PORT")))
+	})
+
+	It("rejects a port name", func() {
+		_, err := loadgen.ParseLoopbackTarget("127.0.0.1:smtp")
+		Expect(err).To(MatchError(ContainSubstring(`port "smtp" is not a port number`)))
 	})
 })
 
@@ -340,7 +413,10 @@ var _ = Describe("Config", func() {
 		Entry("unknown scenario", loadgen.Config{Scenario: "flood", Rate: 1, Duration: time.Second}, `unknown scenario "flood"`),
 		Entry("bad threshold", loadgen.Config{Rate: 1, Duration: time.Second, Thresholds: []string{"p99(nope)<1s"}}, `unknown phase "nope"`),
 		Entry("server identity", loadgen.Config{Rate: 1, Duration: time.Second, Identities: []string{pki.CertServer}}, "is a server certificate"),
-		Entry("bad shard", loadgen.Config{Rate: 1, Duration: time.Second, Shard: &result.Shard{Index: 3, Total: 3}}, "shard 3/3"),
+		Entry("bad shard", loadgen.Config{Rate: 1, Duration: time.Second, Shard: &result.Shard{Index: 3, Total: 3}},
+			"shards are numbered from 0: use 0/3, 1/3 or 2/3"),
+		Entry("negative timeout", loadgen.Config{Rate: 1, Duration: time.Second, Timeout: -time.Second}, "timeout -1s"),
+		Entry("negative in flight", loadgen.Config{Rate: 1, Duration: time.Second, MaxInFlight: -1}, "maximum in flight -1"),
 	)
 
 	It("parses shards", func() {
@@ -352,5 +428,9 @@ var _ = Describe("Config", func() {
 			_, err := loadgen.ParseShard(bad)
 			Expect(err).To(MatchError(ContainSubstring("is invalid")), bad)
 		}
+		_, err = loadgen.ParseShard("2/2")
+		Expect(err).To(MatchError(ContainSubstring("shards are numbered from 0: use 0/2 or 1/2")))
+		_, err = loadgen.ParseShard("7/7")
+		Expect(err).To(MatchError(ContainSubstring("use 0/7 to 6/7")))
 	})
 })

@@ -17,7 +17,7 @@ import (
 	"github.com/amtp-toolkit/amtp/reports/load"
 )
 
-const loadUsage = `usage: amtpkit load --target HOST:PORT --pki DIR --scenario NAME
+const loadUsage = `usage: amtpkit load --target IP:PORT --pki DIR --scenario NAME
                     (--rate R | --rate-steps R1,R2,... | --concurrency C | --find-max)
                     (--duration D | --count N) [options]
        amtpkit load merge [--json OUT] RESULT.json...
@@ -37,8 +37,9 @@ runs closed loop: that many connections back to back. See docs/load.md.
 
 Exit status:
   0  the run finished and every --threshold passed
-  1  the run could not be done (no PKI, a file not written, ...)
-  2  invalid options, or a target that is not a loopback address
+  1  the run could not be done (no PKI, a file not written, ...), or no
+     connection completed; --json still writes the result then
+  2  invalid options, or a target that is not a loopback IP address
   3  a --threshold failed
 
 options:
@@ -56,29 +57,29 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("amtpkit load", flag.ContinueOnError)
 	var cfg loadgen.Config
 	var identities, thresholds stringList
-	flags.StringVar(&cfg.Target, "target", "", "server `HOST:PORT`; it must resolve to loopback addresses (required)")
+	flags.StringVar(&cfg.Target, "target", "", "server `IP:PORT` with a loopback IP address, or localhost:PORT; host names are not resolved (required)")
 	pkiDir := flags.String("pki", "", "test PKI `folder` written by 'amtpkit pki init' (required)")
 	flags.StringVar(&cfg.Scenario, "scenario", result.ScenarioHandshake, "`name`: handshake, resume, session or relay")
-	flags.Float64Var(&cfg.Rate, "rate", 0, "open loop: connections started per `second`")
+	flags.Float64Var(&cfg.Rate, "rate", 0, "open loop: `rate` of connections started per second")
 	rateSteps := flags.String("rate-steps", "", "open loop with a schedule: comma-separated `rates`, each for --step-duration")
 	flags.DurationVar(&cfg.StepDuration, "step-duration", loadgen.DefaultStepDuration, "`duration` of each rate step of --rate-steps and --find-max")
 	flags.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: `number` of connections kept busy back to back")
 	flags.IntVar(&cfg.MaxInFlight, "max-in-flight", loadgen.DefaultMaxInFlight, "open loop: maximum `number` of connections in progress")
-	flags.DurationVar(&cfg.Duration, "duration", 0, "stop starting connections after this `duration`")
+	flags.DurationVar(&cfg.Duration, "duration", 0, "stop starting connections after this `duration`, such as 30s")
 	flags.Int64Var(&cfg.Count, "count", 0, "stop after this `number` of connections")
-	flags.IntVar(&cfg.Messages, "messages", loadgen.DefaultMessages, "messages per connection (session and relay)")
+	flags.IntVar(&cfg.Messages, "messages", loadgen.DefaultMessages, "`number` of messages per connection (session and relay)")
 	flags.IntVar(&cfg.MessageSize, "size", loadgen.DefaultMessageSize, "message size in `bytes`, header included")
 	flags.StringVar(&cfg.MPC, "mpc", loadgen.DefaultMPC, "Mail Policy Code `ROLE/CLASS` of each message, or none to leave MPC= out (for plain SMTP servers)")
 	flags.StringVar(&cfg.Recipient, "to", "", "recipient `address` (default: alice at the PKI's domain; for relay, load at --relay-domain)")
 	flags.Float64Var(&cfg.ResumeFraction, "resume-fraction", loadgen.DefaultResumeFraction, "resume: `share` (0 to 1) of connections that offer a session ticket")
 	flags.Var(&identities, "identity", "client certificate `name` of the PKI manifest; repeatable (default: pool-1 to pool-4, or private-client for relay)")
 	flags.StringVar(&cfg.ServerName, "server-name", "", "TLS server `name` (default: the CN of the PKI's server certificate)")
-	flags.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "maximum `duration` of each step: a connect, a handshake, one reply")
+	flags.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "maximum `duration` of each step: a connect, a handshake, one reply; must be positive")
 	flags.StringVar(&cfg.RelayDomain, "relay-domain", "", "relay: `domain` routed to the sink (default: load-sink.<PKI domain>)")
 	flags.StringVar(&cfg.DNSListen, "dns-listen", "", "relay: serve the PKI zone plus the sink's SRV record on this loopback `IP:PORT`")
 	flags.StringVar(&cfg.SinkListen, "sink-listen", "", "relay: loopback `IP:PORT` of the sink (default 127.0.0.1:0)")
-	shard := flags.String("shard", "", "run part `i/N` of a sharded run: 1/N of the rate, concurrency and count")
-	flags.Var(&thresholds, "threshold", "check such as 'p99(handshake)<50ms' or 'errors<0.1%'; repeatable (see docs/load.md)")
+	shard := flags.String("shard", "", "run part `i/N` of a sharded run, numbered from 0 (0/N to N-1/N): 1/N of the rate, concurrency and count")
+	flags.Var(&thresholds, "threshold", "check `EXPR` such as 'p99(handshake)<50ms' or 'errors<0.1%'; repeatable (see docs/load.md)")
 	flags.BoolVar(&cfg.FindMax, "find-max", false, "step the rate up from --rate until a threshold breaks; report the highest rate that passed")
 	flags.Float64Var(&cfg.FindMaxFactor, "find-max-factor", loadgen.DefaultFindMaxFactor, "find-max: rate `factor` from one step to the next")
 	flags.IntVar(&cfg.FindMaxSteps, "find-max-steps", loadgen.DefaultFindMaxSteps, "find-max: maximum `number` of steps")
@@ -104,6 +105,12 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageErrorf("missing --pki; create a PKI with 'amtpkit pki init --dir DIR'")
 	}
 
+	if cfg.Timeout <= 0 {
+		return usageErrorf("--timeout %s is invalid: it bounds each connect, handshake and reply, so it must be positive, such as 10s", cfg.Timeout)
+	}
+	if cfg.StepDuration <= 0 {
+		return usageErrorf("--step-duration %s is invalid: it must be positive, such as 30s", cfg.StepDuration)
+	}
 	cfg.Identities, cfg.Thresholds = identities, thresholds
 	if err := parseLoadLists(&cfg, *rateSteps, *shard, *progressMode); err != nil {
 		return err
@@ -159,8 +166,9 @@ func parseLoadLists(cfg *loadgen.Config, rateSteps, shard, progressMode string) 
 	return nil
 }
 
-// finishLoad writes the JSON result, the HTML report and the summary,
-// and returns the threshold failure as an exit status.
+// finishLoad writes the JSON result, the HTML report and the summary.
+// It returns an error when no connection completed (exit status 1), or
+// the threshold failure as exit status 3.
 func finishLoad(r *result.Result, jsonPath, htmlPath string, stdout io.Writer) error {
 	if jsonPath != "" {
 		if err := r.Write(jsonPath); err != nil {
@@ -182,6 +190,9 @@ func finishLoad(r *result.Result, jsonPath, htmlPath string, stdout io.Writer) e
 		fmt.Fprintf(stdout, "HTML report: %s\n", htmlPath)
 	}
 
+	if err := loadgen.CheckCompleted(r); err != nil {
+		return err
+	}
 	if !r.ThresholdsPassed() {
 		failed := 0
 		for _, t := range r.Thresholds {

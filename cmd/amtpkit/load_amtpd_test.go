@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,23 @@ var _ = Describe("load", Ordered, func() {
 			Expect(r.Thresholds[0].Passed).To(BeTrue())
 		})
 
+		It("keeps each total above its phases at 150/s", func() {
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "rate.json")
+			run := waitLoad(startLoad(amtpkitPath, loadArgs("--scenario", "handshake", "--rate", "150", "--duration", "3s",
+				"--json", jsonPath)...))
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+			r := loadResult(jsonPath, run)
+			total := r.Phase(result.PhaseTotal)
+			Expect(total.Count()).To(BeNumerically(">=", 300))
+			Expect(r.Counts.InvalidDurations).To(BeZero())
+			Expect(r.Run.Warnings).NotTo(ContainElement(ContainSubstring("invalid duration")))
+			// The smallest total is at least the smallest connect plus the
+			// smallest handshake, because each total contains both.
+			Expect(total.Min()).To(BeNumerically(">=", r.Phase(result.PhaseConnect).Min()+r.Phase(result.PhaseHandshake).Min()))
+			Expect(total.Quantile(0.5)).To(BeNumerically(">=", r.Phase(result.PhaseHandshake).Quantile(0.5)))
+		})
+
 		It("exits 3 when a threshold fails", func() {
 			run := waitLoad(startLoad(amtpkitPath, loadArgs("--concurrency", "1", "--count", "3",
 				"--threshold", "p50(handshake)<1us")...))
@@ -124,7 +142,10 @@ var _ = Describe("load", Ordered, func() {
 			jsonPath := filepath.Join(GinkgoT().TempDir(), "expired.json")
 			run := waitLoad(startLoad(amtpkitPath, loadArgs("--scenario", "session", "--identity", "expired",
 				"--concurrency", "1", "--count", "2", "--json", jsonPath)...))
-			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			// No connection completed, so the run fails after writing the
+			// result.
+			Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring("no connection completed: 2 started, 2 failed"))
 
 			r := loadResult(jsonPath, run)
 			Expect(r.Counts.Failed).To(Equal(int64(2)))
@@ -203,7 +224,56 @@ var _ = Describe("load", Ordered, func() {
 			run := waitLoad(startLoad(amtpkitPath, "load", "--target", "192.0.2.1:4025", "--pki", pkiDir,
 				"--rate", "1", "--count", "1", "--progress", "none"))
 			Expect(run.code).To(Equal(2))
-			Expect(run.stderr).To(ContainSubstring("resolves to 192.0.2.1, which is not a loopback address"))
+			Expect(run.stderr).To(ContainSubstring("192.0.2.1 is not a loopback address"))
+		})
+
+		It("exits 1 when no connection completed", func() {
+			// A port that was just free: nothing listens there.
+			listener, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			target := listener.Addr().String()
+			Expect(listener.Close()).To(Succeed())
+
+			pkiDir := newConformStage().manifest.Dir()
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "refused.json")
+			run := waitLoad(startLoad(amtpkitPath, "load", "--target", target, "--pki", pkiDir, "--scenario", "session",
+				"--rate", "10", "--duration", "1s", "--progress", "none", "--no-calibration", "--json", jsonPath))
+			Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring("no connection completed"))
+			Expect(run.stderr).To(ContainSubstring(`was network "connection refused" at connect`))
+			Expect(run.stderr).To(ContainSubstring("check that the server is running and listens on " + target))
+
+			r := loadResult(jsonPath, run)
+			Expect(r.Counts.Completed).To(BeZero())
+			Expect(r.Counts.Failed).To(Equal(r.Counts.Started))
+			Expect(r.Counts.Started).To(BeNumerically(">", 0))
+		})
+
+		DescribeTable("rejects with exit status 2",
+			func(target string, extra []string, messages ...string) {
+				pkiDir := newConformStage().manifest.Dir()
+				args := append([]string{"load", "--target", target, "--pki", pkiDir, "--rate", "1", "--count", "1", "--progress", "none"}, extra...)
+				run := waitLoad(startLoad(amtpkitPath, args...))
+				Expect(run.code).To(Equal(2), "stderr:\n%s", run.stderr)
+				for _, message := range messages {
+					Expect(run.stderr).To(ContainSubstring(message))
+				}
+			},
+			Entry("a host name, unresolved", "load-target.invalid:4025", nil,
+				`"load-target.invalid" is a host name, which amtpkit load does not resolve`,
+				"give a loopback IP address such as 127.0.0.1:4025"),
+			Entry("a shard numbered from 1", "127.0.0.1:4025", []string{"--shard", "2/2"},
+				"shards are numbered from 0: use 0/2 or 1/2"),
+			Entry("a zero timeout", "127.0.0.1:4025", []string{"--timeout", "0s"}, "--timeout 0s is invalid"),
+			Entry("a negative timeout", "127.0.0.1:4025", []string{"--timeout", "-1s"}, "--timeout -1s is invalid"),
+		)
+
+		It("describes rate and shard in the help", func() {
+			run := waitLoad(startLoad(amtpkitPath, "load", "--help"))
+			Expect(run.code).To(Equal(0))
+			Expect(run.stderr).To(ContainSubstring("-rate rate\n"))
+			Expect(run.stderr).To(ContainSubstring("rate of connections started per second"))
+			Expect(run.stderr).To(ContainSubstring("numbered from 0"))
 		})
 
 		It("rejects a run without a bound", func() {
