@@ -19,7 +19,11 @@ type Outputs struct {
 	// InterpretationsURL is the HTML report's link to the interpretations
 	// page; empty selects conform.InterpretationsURL.
 	InterpretationsURL string
-	Stdout             io.Writer
+	// Baseline, when set, is the comparison with the baseline in the file
+	// BaselinePath, which the HTML report shows after its headline.
+	Baseline     *conform.Diff
+	BaselinePath string
+	Stdout       io.Writer
 }
 
 // Any reports whether o names at least one report.
@@ -38,7 +42,9 @@ func WriteConformance(r *result.Result, o Outputs) error {
 	}
 	if o.HTML != "" {
 		errs = append(errs, output{o.HTML, o.Stdout}.write(func(w io.Writer) error {
-			return conform.WriteHTML(w, r, conform.HTMLOptions{InterpretationsURL: o.InterpretationsURL})
+			return conform.WriteHTML(w, r, conform.HTMLOptions{
+				InterpretationsURL: o.InterpretationsURL, Baseline: o.Baseline, BaselineName: o.BaselinePath,
+			})
 		}))
 	}
 	if o.Markdown != "" {

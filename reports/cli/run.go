@@ -31,8 +31,9 @@ changes of verdict. A regression is a clause that fails now and did not
 fail then (or was absent), or that passed then and now gets error: an
 error means the suite can no longer confirm the pass. When the two runs
 differ in target, draft, suite version or run options (such as --strict
-in one only), a warning on stderr and in the Markdown names each
-difference.
+in one only), a warning on stderr and in the Markdown and HTML names
+each difference. The Markdown lists the changes before the summary, and
+the HTML page after its headline.
 
 'compare' puts several conformance results side by side, one column per
 result, named after NAME or the result's target; or two load results.
@@ -127,7 +128,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 
 // runBaseline checks r against the baseline in oldPath, prints the
 // changes to stdout and writes the reports of r. With --markdown the
-// Markdown holds the baseline comparison before the summary. Differences
+// Markdown holds the baseline comparison before the summary, and with
+// --html the page shows it after the headline. Differences
 // in what ran, such as --strict in one run only, go to stderr as
 // warnings.
 func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression bool, stderr io.Writer) error {
@@ -148,6 +150,7 @@ func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression
 	}
 	markdown := out.Markdown
 	out.Markdown = ""
+	out.Baseline, out.BaselinePath = &diff, oldPath
 	if err := WriteConformance(r, out); err != nil {
 		return err
 	}

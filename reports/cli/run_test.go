@@ -168,6 +168,22 @@ var _ = Describe("Run", func() {
 			Expect(string(data)).To(ContainSubstring("> - strict (baseline false, now true)"))
 		})
 
+		It("puts the changes into the HTML report", func() {
+			next := writeChanged(dir, "next.json", func(r *result.Result) {
+				setVerdict("4.2-tls-required", result.Fail)(r)
+				r.Environment.Options.Strict = true
+			})
+			page := filepath.Join(dir, "next.html")
+			_, _, err := run("--baseline", conformanceExample, next, "--html", page)
+			Expect(err).NotTo(HaveOccurred())
+
+			data, err := os.ReadFile(page)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(data)).To(ContainSubstring(`<section id="baseline">`))
+			Expect(string(data)).To(ContainSubstring(`<li>strict (baseline false, now true)</li>`))
+			Expect(string(data)).To(ContainSubstring(`<a href="#clause-4.2-tls-required">`))
+		})
+
 		It("warns about nothing for equal runs", func() {
 			_, stderr, err := run("--baseline", conformanceExample, conformanceExample)
 			Expect(err).NotTo(HaveOccurred())

@@ -24,9 +24,9 @@ type Change struct {
 // Diff is the comparison of a new result with a baseline.
 type Diff struct {
 	// Regressions are the clauses that fail now and did not fail in the
-	// baseline, including clauses that the baseline lacks, and the clauses
-	// that passed in the baseline and now get error: an error means the
-	// suite can no longer confirm the pass.
+	// baseline, including clauses that the baseline lacks. They also
+	// include the clauses that passed in the baseline and now get error,
+	// because the suite can no longer confirm the pass.
 	Regressions []Change
 	// Fixes are the clauses that failed in the baseline and now pass, or
 	// get warn or info.
@@ -89,9 +89,9 @@ func isMet(v result.Verdict) bool {
 // that decide what a clause's verdict means: the target, the draft, the
 // suite version and the options that select or judge clauses. Paths and
 // addresses that only locate files, such as the PKI folder or the DNS
-// listener, are left out because they change from one CI job to the next;
-// for the Maildir and the sinks only whether they were set counts, since
-// that decides whether the delivery checks ran.
+// listener, are left out because they change from one CI job to the
+// next. For the Maildir and the sinks only whether they were set counts,
+// because that decides whether the delivery checks ran.
 func environmentChanges(old, next result.Environment) []string {
 	type fact struct {
 		name          string
@@ -140,24 +140,38 @@ func valueOrNone(s string) string {
 	return s
 }
 
+// changeGroup is one kind of change in a Diff, with its heading.
+type changeGroup struct {
+	Title   string
+	Changes []Change
+}
+
+// groups returns the regressions, fixes and other changes of d, in the
+// order in which every report lists them.
+func (d Diff) groups() []changeGroup {
+	return []changeGroup{
+		{"Regressions (new fail, or pass to error)", d.Regressions},
+		{"Fixed", d.Fixes},
+		{"Other changes", d.Other},
+	}
+}
+
+// counts returns the number of changes of each kind, such as
+// "1 regression, 0 fixes, 2 other changes".
+func (d Diff) counts() string {
+	return fmt.Sprintf("%s, %s, %s", plural(len(d.Regressions), "regression"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
+}
+
 // WriteBaselineText writes the diff for a terminal or a CI log.
 func WriteBaselineText(w io.Writer, d Diff) error {
 	var out strings.Builder
-	fmt.Fprintf(&out, "%s, %s, %s against the baseline\n",
-		plural(len(d.Regressions), "regression"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
-	for _, group := range []struct {
-		title   string
-		changes []Change
-	}{
-		{"regressions (new fail, or pass to error)", d.Regressions},
-		{"fixed", d.Fixes},
-		{"other changes", d.Other},
-	} {
-		if len(group.changes) == 0 {
+	fmt.Fprintf(&out, "%s against the baseline\n", d.counts())
+	for _, group := range d.groups() {
+		if len(group.Changes) == 0 {
 			continue
 		}
-		fmt.Fprintf(&out, "%s:\n", group.title)
-		for _, c := range group.changes {
+		fmt.Fprintf(&out, "%s:\n", strings.ToLower(group.Title[:1])+group.Title[1:])
+		for _, c := range group.Changes {
 			fmt.Fprintf(&out, "  %s [%s]: %s -> %s: %s\n", c.ID, c.Level, verdictOrNone(c.Old), verdictOrNone(c.New), c.Reason)
 		}
 	}
@@ -175,7 +189,7 @@ func WriteBaselineMarkdown(w io.Writer, d Diff) error {
 		status = fmt.Sprintf("❌ %s", plural(len(d.Regressions), "regression"))
 	}
 	fmt.Fprintf(&out, "## AMTP conformance against the baseline: %s\n\n", status)
-	fmt.Fprintf(&out, "%s, %s, %s.\n\n", plural(len(d.Regressions), "regression"), plural(len(d.Fixes), "fix"), plural(len(d.Other), "other change"))
+	fmt.Fprintf(&out, "%s.\n\n", d.counts())
 	if len(d.Environment) > 0 {
 		out.WriteString("> [!WARNING]\n> The baseline and this run differ in what ran, so some changes may not come from the server:\n")
 		for _, change := range d.Environment {
@@ -183,19 +197,12 @@ func WriteBaselineMarkdown(w io.Writer, d Diff) error {
 		}
 		out.WriteString("\n")
 	}
-	for _, group := range []struct {
-		title   string
-		changes []Change
-	}{
-		{"Regressions (new fail, or pass to error)", d.Regressions},
-		{"Fixed", d.Fixes},
-		{"Other changes", d.Other},
-	} {
-		if len(group.changes) == 0 {
+	for _, group := range d.groups() {
+		if len(group.Changes) == 0 {
 			continue
 		}
-		fmt.Fprintf(&out, "### %s\n\n| Clause | Level | Baseline | Now | Reason |\n| --- | --- | --- | --- | --- |\n", group.title)
-		for _, c := range group.changes {
+		fmt.Fprintf(&out, "### %s\n\n| Clause | Level | Baseline | Now | Reason |\n| --- | --- | --- | --- | --- |\n", group.Title)
+		for _, c := range group.Changes {
 			fmt.Fprintf(&out, "| `%s` | %s | %s | %s | %s |\n", codeSafe(c.ID), escapeMarkdown(c.Level),
 				verdictOrNone(c.Old), verdictOrNone(c.New), escapeMarkdown(c.Reason))
 		}

@@ -30,8 +30,8 @@
   apply();
 
   // openTarget opens the clause row that the URL fragment names, such as
-  // a link of the failed and errored clauses list, and shows it when the
-  // filters hide it.
+  // a link of the failed and errored clauses list or of the baseline
+  // changes, and shows it when the filters hide it.
   function openTarget() {
     var id = decodeURIComponent(location.hash.slice(1));
     var row = id ? document.getElementById(id) : null;
@@ -45,7 +45,7 @@
     row.scrollIntoView();
   }
   window.addEventListener("hashchange", openTarget);
-  document.querySelectorAll("#problems a").forEach(function (link) {
+  document.querySelectorAll("#problems a, #baseline a").forEach(function (link) {
     link.addEventListener("click", function () {
       // A second click on the same link changes no fragment, so no
       // hashchange event fires.

@@ -31,8 +31,9 @@ var reportTemplate string
 var filterJS string
 
 var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
-	"percent": percentText,
-	"add1":    func(i int) int { return i + 1 },
+	"percent":       percentText,
+	"add1":          func(i int) int { return i + 1 },
+	"verdictOrNone": verdictOrNone,
 }).Parse(reportTemplate))
 
 // HTMLOptions are the settings of an HTML report.
@@ -41,6 +42,11 @@ type HTMLOptions struct {
 	// selects InterpretationsURL; a relative path such as
 	// "../docs/interpretations.md" suits a report kept in the repository.
 	InterpretationsURL string
+	// Baseline, when set, is the comparison of the result with a baseline,
+	// which the page shows after the headline. BaselineName names the
+	// baseline, such as its file.
+	Baseline     *Diff
+	BaselineName string
 }
 
 type htmlReport struct {
@@ -54,11 +60,20 @@ type htmlReport struct {
 	// Problems are the clauses with a fail, error or warn verdict, in
 	// that order, for the list at the top of the page.
 	Problems           []result.Clause
+	Baseline           *htmlBaseline
 	Sections           []htmlSection
 	InterpretationsURL string
 	CSS                template.CSS
 	Script             template.JS
 	PrintScript        template.JS
+}
+
+// htmlBaseline is the comparison with a baseline, as the page shows it.
+type htmlBaseline struct {
+	Name        string
+	Environment []string
+	Counts      string
+	Groups      []changeGroup
 }
 
 type verdictCount struct {
@@ -95,7 +110,8 @@ type htmlConnection struct {
 }
 
 // WriteHTML writes r as one HTML page that needs no other file: the
-// headline verdict, the scores per level, a list of the failed, errored
+// headline verdict, the changes against a baseline if opts has one, the
+// scores per level, a list of the failed, errored
 // and warned clauses that link to their rows, and a table per section
 // whose rows open to the clause's sentence, evidence, wire transcript and
 // rerun command. Everything from the result is escaped by html/template.
@@ -119,6 +135,9 @@ func WriteHTML(w io.Writer, r *result.Result, opts HTMLOptions) error {
 	data.Bar = stackedBar(data.Verdicts, r.Summary.Clauses)
 	for _, v := range []result.Verdict{result.Fail, result.Error, result.Warn} {
 		data.Problems = append(data.Problems, clausesWith(r, v)...)
+	}
+	if d := opts.Baseline; d != nil {
+		data.Baseline = &htmlBaseline{Name: opts.BaselineName, Environment: d.Environment, Counts: d.counts(), Groups: d.groups()}
 	}
 
 	for i, section := range Sections(r) {

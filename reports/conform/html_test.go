@@ -91,6 +91,26 @@ var _ = Describe("WriteHTML", func() {
 		Expect(strings.Count(row, "HELO got 250 &lt;b&gt;ok&lt;/b&gt;, expected 504")).To(Equal(1))
 	})
 
+	It("shows the changes against a baseline", func() {
+		next := withVerdict(fixture(), "rfc5321-4.1.1.1-ehlo-reply", result.Error)
+		next.Environment.Options.Strict = true
+		d := conform.CompareBaseline(fixture(), next)
+
+		var out bytes.Buffer
+		Expect(conform.WriteHTML(&out, next, conform.HTMLOptions{Baseline: &d, BaselineName: "old.json"})).To(Succeed())
+		section := regexp.MustCompile(`(?s)<section id="baseline">.*?</section>`).FindString(out.String())
+		Expect(section).To(ContainSubstring(`old.json`))
+		Expect(section).To(ContainSubstring(`<li>strict (baseline false, now true)</li>`))
+		Expect(section).To(ContainSubstring("1 regression, 0 fixes, 0 other changes."))
+		Expect(section).To(ContainSubstring("<h3>Regressions (new fail, or pass to error)</h3>"))
+		Expect(section).To(ContainSubstring(`<a href="#clause-rfc5321-4.1.1.1-ehlo-reply"><code>rfc5321-4.1.1.1-ehlo-reply</code></a></td><td>MUST</td><td>pass</td><td>error</td>`))
+		Expect(section).NotTo(ContainSubstring("<h3>Fixed</h3>"))
+	})
+
+	It("shows no baseline section without a baseline", func() {
+		Expect(htmlOf(fixture())).NotTo(ContainSubstring(`<section id="baseline">`))
+	})
+
 	It("links a relative interpretations path", func() {
 		var out bytes.Buffer
 		Expect(conform.WriteHTML(&out, fixture(), conform.HTMLOptions{InterpretationsURL: "../docs/interpretations.md"})).To(Succeed())
