@@ -84,11 +84,8 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(flags.Output(), demoUsage)
 		flags.PrintDefaults()
 	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if flags.NArg() > 0 {
 		return usageErrorf("unexpected argument %q; run 'amtpkit demo --help'", flags.Arg(0))

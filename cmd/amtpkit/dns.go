@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,16 @@ import (
 
 const dnsUsage = "usage: amtpkit dns serve --zone FILE [--listen IP:PORT] [--allow-non-loopback] [--verbose]"
 
+const dnsHelp = dnsUsage + `
+
+Serves the zones of an RFC 1035 master file, such as the zone.db of
+'amtpkit pki init', over UDP and TCP on a loopback address: the PTR, SRV, A
+and AAAA records that the server under test looks up. SIGHUP reloads the
+file. Names outside the zones get REFUSED.
+
+options:
+`
+
 // runDNS runs "amtpkit dns SUBCOMMAND". The only subcommand is serve.
 func runDNS(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -28,8 +37,7 @@ func runDNS(ctx context.Context, args []string, stdout io.Writer) error {
 	case "serve":
 		return runDNSServe(ctx, args[1:], stdout)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, dnsUsage)
-		return flag.ErrHelp
+		return runDNSServe(ctx, []string{"--help"}, stdout)
 	default:
 		return usageErrorf("unknown subcommand %q; %s", args[0], dnsUsage)
 	}
@@ -44,15 +52,12 @@ func runDNSServe(ctx context.Context, args []string, stdout io.Writer) error {
 	allowNonLoopback := flags.Bool("allow-non-loopback", false, "allow a --listen address outside 127.0.0.0/8 and ::1")
 	verbose := flags.Bool("verbose", false, "log every query (debug level) to stderr")
 	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), dnsUsage)
+		fmt.Fprint(flags.Output(), dnsHelp)
 		flags.PrintDefaults()
 	}
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if flags.NArg() > 0 {
 		return usageErrorf("unexpected argument %q; %s", flags.Arg(0), dnsUsage)

@@ -103,5 +103,32 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // usageErrorf returns an error wrapping errUsage with a formatted message.
 func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// usageError is an error in the command line. It matches errUsage, and
+// its text is the message alone.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+// parseFlags parses args into flags. On -h or --help it prints the
+// command's usage and returns flag.ErrHelp. An invalid option gives a
+// usage error that names it and points to --help, without the whole usage.
+func parseFlags(flags *flag.FlagSet, args []string) error {
+	output := flags.Output()
+	flags.SetOutput(io.Discard)
+	err := flags.Parse(args)
+	flags.SetOutput(output)
+
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		flags.Usage()
+		return err
+	case err != nil:
+		return usageErrorf("%v; run '%s --help' for the options", err, flags.Name())
+	}
+	return nil
 }
