@@ -167,7 +167,7 @@ func runBaseline(oldPath string, r *result.Result, out Outputs, failOnRegression
 	}
 
 	if failOnRegression && len(diff.Regressions) > 0 {
-		return fmt.Errorf("%w: %d clauses fail now that did not fail in %s, or passed there and now get error", ErrRegression, len(diff.Regressions), oldPath)
+		return fmt.Errorf("%w: %d against %s; a regression fails now and did not fail there, or passed there and now gets error", ErrRegression, len(diff.Regressions), oldPath)
 	}
 	return nil
 }
