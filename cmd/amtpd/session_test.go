@@ -237,7 +237,38 @@ mpc = ["DENY */*"]
 			Entry("unknown parameter", " MPC=per/individual FOO=bar", 555),
 			Entry("SIZE over the limit", " MPC=per/individual SIZE=999999999999", 552),
 			Entry("BODY=8BITMIME", " MPC=per/individual BODY=8BITMIME", 250),
+			Entry("SIZE given twice", " MPC=per/individual SIZE=10 SIZE=20", 501),
 		)
+
+		It("names the repeated parameter", func() {
+			c := greeted()
+
+			text := c.cmd("MAIL FROM:<a@example.org> MPC=per/individual BODY=7BIT BODY=8BITMIME", 501)
+
+			Expect(text).To(ContainSubstring("Parameter BODY given more than once"))
+		})
+
+		It("says invalid parameter syntax once", func() {
+			c := greeted()
+
+			text := c.cmd("MAIL FROM:<a@example.org> MPC=per/individual =x", 501)
+
+			Expect(strings.ToLower(text)).To(ContainSubstring("invalid parameter syntax"))
+			Expect(strings.Count(strings.ToLower(text), "invalid parameter syntax")).To(Equal(1), "reply %q", text)
+		})
+
+		It("closes a session after ten EHLO commands", func() {
+			c := greeted()
+			for range 9 {
+				c.cmd("EHLO client.example.test", 250)
+			}
+
+			text := c.cmd("EHLO client.example.test", 421)
+
+			Expect(text).To(ContainSubstring("Too many EHLO commands"))
+			_, _, err := c.reply()
+			Expect(err).To(HaveOccurred(), "the connection stays open after 421")
+		})
 
 		It("accepts the null reverse-path with MPC", func() {
 			c := greeted()

@@ -83,6 +83,16 @@ func (s *session) cmdEHLO(arg string) error {
 		return s.fail(reply{codeParamSyntaxError, "5.5.4", "Invalid EHLO argument; send EHLO with the client's domain name"})
 	}
 
+	// Each EHLO repeats the PTR lookups, so a session gets a bounded
+	// number of them.
+	s.ehloCount++
+	if s.ehloCount > maxEHLOPerSession {
+		s.log.Warn("too many EHLO commands", "count", s.ehloCount)
+		s.outcome = "too_many_ehlo"
+		s.sendReply(replyTooManyEHLO)
+		return errCloseSession
+	}
+
 	// A new EHLO resets the session state (RFC 5321 section 4.1.4).
 	s.resetTransaction()
 	s.identity = nil
@@ -192,8 +202,16 @@ func (s *session) cmdMAIL(arg string) error {
 	var (
 		mpcValues []smtp.Param
 		size      int64 = -1
+		seen            = map[string]bool{}
 	)
 	for _, p := range params {
+		// RFC 5321 section 4.1.2 lets a parameter keyword appear once at
+		// most; MPC has its own reply below (section 4.4.3).
+		if seen[p.Keyword] && p.Keyword != "MPC" {
+			return s.fail(reply{codeParamSyntaxError, "5.5.4", "Parameter " + p.Keyword + " given more than once; send it once"})
+		}
+		seen[p.Keyword] = true
+
 		switch p.Keyword {
 		case "MPC":
 			mpcValues = append(mpcValues, p)
@@ -363,6 +381,7 @@ func pathErrorReply(err error, enhanced, what string) reply {
 	case errors.Is(err, smtp.ErrPathTooLong):
 		return reply{codeParamSyntaxError, enhanced, "Path too long: " + detail}
 	case errors.Is(err, smtp.ErrParamSyntax):
+		detail = strings.TrimPrefix(detail, smtp.ErrParamSyntax.Error()+": ")
 		return reply{codeParamSyntaxError, "5.5.4", "Invalid parameter syntax: " + detail}
 	case errors.Is(err, smtp.ErrNonASCIIPath):
 		return reply{codeMailboxNotAllowed, "5.6.7", "Non-ASCII addresses are not supported"}

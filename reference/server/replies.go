@@ -37,6 +37,10 @@ type reply struct {
 	text     string
 }
 
+// maxEHLOPerSession bounds the EHLO commands of one session, each of
+// which repeats the identity checks and their DNS lookups.
+const maxEHLOPerSession = 10
+
 // Fixed replies. Texts are short and neutral: the log, not the reply,
 // tells an operator which check failed.
 var (
@@ -63,6 +67,7 @@ var (
 	replyUnknown       = reply{codeSyntaxError, "5.5.1", "Command unrecognized"}
 	replyNoArgs        = reply{codeParamSyntaxError, "5.5.4", "This command takes no arguments"}
 	replyTooManyErrors = reply{codeServiceUnavailable, "4.7.0", "Too many errors; closing connection"}
+	replyTooManyEHLO   = reply{codeServiceUnavailable, "4.7.0", "Too many EHLO commands; closing connection"}
 	replyTimeout       = reply{codeServiceUnavailable, "4.4.2", "Timeout; closing connection"}
 	replyShutdown      = reply{codeServiceUnavailable, "4.3.2", "Service shutting down"}
 	replyTooManyConns  = reply{codeServiceUnavailable, "4.7.0", "Too many connections; try again later"}

@@ -48,9 +48,11 @@ type session struct {
 	readTimeout time.Duration
 
 	// State set by EHLO and AUTH.
-	ehlo     string
-	identity *identity.Identity
-	authUser string
+	ehlo string
+	// ehloCount counts the EHLO commands of the session.
+	ehloCount int
+	identity  *identity.Identity
+	authUser  string
 
 	tx *transaction
 
