@@ -105,3 +105,11 @@ func unescapeBytes(text string) (Bytes, error) {
 	}
 	return out, nil
 }
+
+// byteCount returns "1 byte" or "n bytes", for notes and error details.
+func byteCount(n int) string {
+	if n == 1 {
+		return "1 byte"
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

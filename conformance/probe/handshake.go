@@ -70,8 +70,8 @@ func (c *Conn) recordHandshakeFailure(err error, tapped []byte, received int) {
 		c.transcript.Note("TLS alert from server: %s (%d)", alert.Name, alert.Code)
 	}
 	if received > 0 {
-		c.transcript.Note("received %d bytes from the server during the handshake, starting with: %s",
-			received, escapeForRender(tapped))
+		c.transcript.Note("received %s from the server during the handshake, starting with: %s",
+			byteCount(received), escapeForRender(tapped))
 	}
 }
 

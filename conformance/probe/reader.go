@@ -110,10 +110,10 @@ func (c *Conn) readFailure(ctx context.Context, op string, start time.Time, err 
 	}
 	switch kind {
 	case ErrTimeout:
-		failure.Detail = fmt.Sprintf("no complete reply after %s; %d bytes of it arrived",
-			failure.Waited.Round(time.Millisecond), failure.Received)
+		failure.Detail = fmt.Sprintf("no complete reply after %s; %s of it arrived",
+			failure.Waited.Round(time.Millisecond), byteCount(failure.Received))
 	default:
-		failure.Detail = fmt.Sprintf("%s after %d bytes of the reply", detail, failure.Received)
+		failure.Detail = fmt.Sprintf("%s after %s of the reply", detail, byteCount(failure.Received))
 	}
 	c.transcript.Note("%s", failure.description())
 	return failure

@@ -337,14 +337,14 @@ func (c *Conn) ExpectClose(ctx context.Context) (closed bool, err error) {
 		switch {
 		case kind == ErrTimeout:
 			c.recorder.flush()
-			c.transcript.Note("connection still open after %s; %d bytes arrived while waiting for the close",
-				time.Since(start).Round(time.Millisecond), received)
+			c.transcript.Note("connection still open after %s; %s arrived while waiting for the close",
+				time.Since(start).Round(time.Millisecond), byteCount(received))
 			return false, nil
 		case kind == ErrClosed && !errors.Is(err, net.ErrClosed):
 			c.recorder.flush()
 			c.recordAlert(remoteAlert(err))
-			c.transcript.Note("%s after %s; %d bytes arrived while waiting for the close",
-				detail, time.Since(start).Round(time.Millisecond), received)
+			c.transcript.Note("%s after %s; %s arrived while waiting for the close",
+				detail, time.Since(start).Round(time.Millisecond), byteCount(received))
 			return true, nil
 		default:
 			return false, c.readFailure(ctx, "expect close", start, err, nil)

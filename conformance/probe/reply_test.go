@@ -80,6 +80,22 @@ var _ = Describe("ReadReply", func() {
 		Expect(partial).NotTo(ContainElement(true))
 	})
 
+	It("counts one partial byte in the singular", func() {
+		server := startServer("127.0.0.1:0", func(conn net.Conn) {
+			if _, err := io.WriteString(conn, "2"); err != nil {
+				return
+			}
+			hold(conn)
+		})
+		conn := dial(plainOptions(server.addr, 300*time.Millisecond))
+
+		_, err := conn.ReadReply(context.Background())
+
+		Expect(err).To(MatchError(probe.ErrTimeout))
+		Expect(readError(err).Received).To(Equal(1))
+		Expect(err.Error()).To(ContainSubstring("; 1 byte of it arrived"))
+	})
+
 	It("times out a dripping server", func() {
 		greeting := "220 mx.example.test slowly says hello\r\n"
 		server := startServer("127.0.0.1:0", func(conn net.Conn) {

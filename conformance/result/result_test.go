@@ -59,6 +59,17 @@ var _ = Describe("Summarize", func() {
 	})
 })
 
+var _ = Describe("Count", func() {
+	It("uses the singular for one", func() {
+		Expect(result.Count(1, "clause", "clauses")).To(Equal("1 clause"))
+	})
+
+	It("uses the plural otherwise", func() {
+		Expect(result.Count(0, "clause", "clauses")).To(Equal("0 clauses"))
+		Expect(result.Count(53, "reply", "replies")).To(Equal("53 replies"))
+	})
+})
+
 var _ = Describe("MustFailures", func() {
 	It("lists failed clauses of absolute levels only", func() {
 		r := sample()

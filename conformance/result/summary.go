@@ -1,6 +1,8 @@
 package result
 
 import (
+	"fmt"
+
 	"github.com/amtp-toolkit/amtp/conformance/catalogue"
 )
 
@@ -100,4 +102,13 @@ func (c Clause) Sentence() string {
 		return entry.Text
 	}
 	return ""
+}
+
+// Count returns n followed by the singular or the plural noun, such as
+// "1 clause" or "3 clauses", for reasons and summaries.
+func Count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return fmt.Sprintf("%d %s", n, plural)
 }

@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/amtp-toolkit/amtp/conformance/result"
 	"github.com/amtp-toolkit/amtp/conformance/sink"
 )
 
@@ -249,7 +250,8 @@ func checkSRVFallback(c *Check) {
 		c.Broken("the server delivered the message for %s to the priority-20 SRV target without first trying the priority-10 target", recipient)
 		return
 	}
-	c.Pass("the server tried the priority-10 SRV target of %s (%d connection(s), each closed at once) and then delivered to the priority-20 target", fallback.Domain, len(attempts))
+	c.Pass("the server tried the priority-10 SRV target of %s (%s, each closed at once) and then delivered to the priority-20 target",
+		fallback.Domain, result.Count(len(attempts), "connection", "connections"))
 }
 
 // PolicySinkMPCLine is the MPC line of the policy sink, which the run

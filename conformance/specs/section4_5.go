@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/amtp-toolkit/amtp/conformance/mpcsyntax"
+	"github.com/amtp-toolkit/amtp/conformance/result"
 )
 
 // exampleValue is the MPC value of the first MAIL example of draft section
@@ -91,7 +92,7 @@ func describeDenials(decls []mpcsyntax.Declaration) string {
 	if len(denied) == 0 {
 		return "deny no other value, so this check shows only that mpc/individual is accepted, not that it overrides a policy"
 	}
-	return fmt.Sprintf("deny %d other values", len(denied))
+	return "deny " + result.Count(len(denied), "other value", "other values")
 }
 
 // expectValuesRejected sends a message with each value, each in its own

@@ -202,7 +202,7 @@ func describe(err error) string {
 	case errors.As(err, &readErr) && readErr.Alert != nil:
 		return "the server sent the TLS alert " + alertName(readErr.Alert)
 	case errors.As(err, &readErr) && errors.Is(err, probe.ErrTimeout):
-		return fmt.Sprintf("no complete reply within %s (%d bytes of it arrived)", current().StepTimeout, readErr.Received)
+		return fmt.Sprintf("no complete reply within %s (%s of it arrived)", current().StepTimeout, result.Count(readErr.Received, "byte", "bytes"))
 	case errors.As(err, &readErr):
 		return readErr.Detail
 	case errors.As(err, &dialErr) && dialErr.TLS.Alert != nil:
