@@ -113,7 +113,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	jsonPath := flags.String("json", defaultResultFile, "`file` to write the JSON result to")
 	reports := addReportFlags(flags)
 	list := flags.Bool("list", false, "print the clause IDs and which have a spec, without connecting")
-	flags.BoolVar(&opts.Verbose, "verbose", false, "name every spec in the progress report on stderr")
+	flags.BoolVar(&opts.Verbose, "verbose", false, "show Ginkgo's report of every spec on stderr in place of a letter per clause")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), conformUsage)
 		flags.PrintDefaults()
@@ -136,7 +136,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	opts.Color = isTerminal(os.Stderr)
 
 	r, err := run.Run(ctx, opts)
-	// Ginkgo's progress line on stderr ends without a newline.
+	// The progress report on stderr ends without a newline.
 	fmt.Fprintln(os.Stderr)
 	switch {
 	case errors.Is(err, run.ErrInvalidOptions):
@@ -146,17 +146,38 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	writeErr := r.Write(*jsonPath)
+	if writeErr != nil {
+		writeErr = fmt.Errorf("%s: %w", *jsonPath, writeErr)
+	}
 	printSummary(stdout, r, *jsonPath, writeErr)
 	writeErr = errors.Join(writeErr, writeReports(stdout, r, reports))
 
-	switch status := conformStatus(r, writeErr); status {
-	case 0:
+	status := conformStatus(r, writeErr)
+	if status == 0 {
 		return nil
-	case 1:
-		return fmt.Errorf("%d MUST-class clauses failed", len(r.MustFailures()))
-	default:
-		return &exitError{status: status, err: fmt.Errorf("the harness could not run %d clauses", len(r.HarnessErrors()))}
 	}
+	return &exitError{status: status, err: errors.New(conformFailure(r, writeErr))}
+}
+
+// conformFailure returns the last line of a run that did not pass. It
+// names the failed MUST-class clauses, the clauses the harness could not
+// run, the problems of the environment and the write error, each part
+// only when it applies.
+func conformFailure(r *result.Result, writeErr error) string {
+	var parts []string
+	if n := len(r.MustFailures()); n > 0 {
+		parts = append(parts, result.Count(n, "MUST-class clause", "MUST-class clauses")+" failed")
+	}
+	if n := len(r.HarnessErrors()); n > 0 {
+		parts = append(parts, "the harness could not run "+result.Count(n, "clause", "clauses"))
+	}
+	if n := len(r.Environment.Problems); n > 0 {
+		parts = append(parts, result.Count(n, "problem", "problems")+" with the environment, listed above")
+	}
+	if writeErr != nil {
+		parts = append(parts, fmt.Sprintf("results not written: %v", writeErr))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // conformStatus returns the exit status for a result.
@@ -187,7 +208,7 @@ func printSummary(w io.Writer, r *result.Result, jsonPath string, writeErr error
 	for _, v := range result.Verdicts() {
 		counts = append(counts, fmt.Sprintf("%d %s", r.Summary.Verdicts[v], v))
 	}
-	fmt.Fprintf(w, "verdicts of %d clauses: %s\n", r.Summary.Clauses, strings.Join(counts, ", "))
+	fmt.Fprintf(w, "verdicts of %s: %s\n", result.Count(r.Summary.Clauses, "clause", "clauses"), strings.Join(counts, ", "))
 
 	for _, group := range []struct {
 		title   string

@@ -390,6 +390,39 @@ var _ = Describe("conform", Ordered, func() {
 			}
 		})
 
+		It("names the write error in its last line", func() {
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "missing", "result.json")
+			run := runConformCommand(amtpkitPath, "conform", "--target", srv.public, "--pki", st.manifest.Dir(),
+				"--dns-listen", st.dnsListen, "--timeout", "3s", "--focus", "4.4.1-helo-rejected", "--json", jsonPath)
+			Expect(run.code).To(Equal(3), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stdout).To(ContainSubstring("JSON result not written: "))
+
+			lines := strings.Split(strings.TrimSpace(run.stderr), "\n")
+			last := lines[len(lines)-1]
+			Expect(last).To(HavePrefix("amtpkit conform: results not written: "))
+			Expect(last).To(ContainSubstring(jsonPath))
+			Expect(run.stderr).NotTo(ContainSubstring("could not run 0 clauses"))
+		})
+
+		It("shows a letter per clause without Ginkgo's report", func() {
+			run, _ := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s",
+				"--focus", "4.4.1", "--focus", "rfc5321-4.2.1")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring("checking " + srv.public + " (. pass, F fail"))
+			Expect(run.stderr).To(MatchRegexp(`(?m)^4\.4\.1 +[.Wis]+$`))
+			Expect(run.stderr).To(MatchRegexp(`(?m)^rfc5321-4\.2\.1 +\.\.$`))
+			Expect(run.stderr).NotTo(ContainSubstring(".go:"))
+			Expect(run.stderr).NotTo(MatchRegexp(`Ran \d+ of \d+ Specs|Skipped|Passed`))
+		})
+
+		It("shows Ginkgo's report under --verbose", func() {
+			run, _ := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--verbose",
+				"--focus", "4.4.1-helo-rejected")
+			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring("4.4.1-helo-rejected"))
+			Expect(run.stderr).To(MatchRegexp(`Ran 1 of \d+ Specs`))
+		})
+
 		It("fails the literal readings under --strict", func() {
 			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--strict",
 				"--focus", "4.4.3-mail-without-mpc-rejected", "--focus", "4.4.3-duplicate-mpc-rejected")
@@ -444,6 +477,13 @@ var _ = Describe("conform", Ordered, func() {
 		Expect(untrusted.Verdict).To(Equal(result.Fail))
 		greeting, _ := r.Clause("rfc5321-4.3.1-greeting-220")
 		Expect(greeting.Verdict).To(Equal(result.Pass))
+
+		// The user learns where to look from the summary, not from Ginkgo.
+		Expect(run.stderr).To(MatchRegexp(`(?m)^4\.4\.1 +\S*F`))
+		Expect(run.stderr).NotTo(ContainSubstring(".go:"))
+		Expect(run.stdout).To(ContainSubstring("failed:\n"))
+		Expect(run.stdout).To(ContainSubstring("JSON result: " + run.jsonPath))
+		Expect(run.stderr).To(HaveSuffix("MUST-class clauses failed\n"))
 	})
 
 	It("ends within the timeouts against a silent server", func() {

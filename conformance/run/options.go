@@ -84,11 +84,13 @@ type Options struct {
 	// LabelFilter is a Ginkgo label filter, combined with Focus and Skip.
 	LabelFilter string
 
-	// Output receives Ginkgo's progress report; nil discards it.
+	// Output receives the progress report, a letter per clause; nil
+	// discards it.
 	Output io.Writer
-	// Color enables colors in the progress report.
+	// Color enables colors in Ginkgo's report.
 	Color bool
-	// Verbose makes the progress report name every spec.
+	// Verbose replaces the letters of the progress report with Ginkgo's
+	// verbose report, which names every spec and its source location.
 	Verbose bool
 }
 

@@ -141,6 +141,14 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 		cfg.DNS = zone
 	}
 
+	if !opts.Verbose {
+		// Without --verbose the user sees the suite's verdicts, not
+		// Ginkgo's report, whose counts and source locations are about the
+		// specs of this toolkit.
+		cfg.Progress = opts.Output
+		fmt.Fprintf(opts.Output, "checking %s (%s):\n", opts.Target, specs.ProgressLegend)
+	}
+
 	start := time.Now()
 	specs.Configure(ctx, cfg)
 	runSpecs(opts, filter, false)
@@ -184,7 +192,7 @@ func runSpecs(opts Options, filter string, dryRun bool) {
 	reporterConfig.SilenceSkips = !opts.Verbose
 
 	output := opts.Output
-	if output == nil {
+	if output == nil || !opts.Verbose {
 		output = io.Discard
 	}
 	// Ginkgo's default reporter writes to formatter.ColorableStdOut, which

@@ -2,6 +2,7 @@ package specs
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -68,6 +69,9 @@ type Config struct {
 	// ServerTimeout is the command timeout of the server under test, zero
 	// when not given.
 	ServerTimeout time.Duration
+	// Progress receives the compact progress report, a letter per clause
+	// (ProgressLegend), or nil for none.
+	Progress io.Writer
 }
 
 // RelaySink is an AMTP sink of the suite and the mail domain whose
@@ -136,6 +140,7 @@ func Configure(ctx context.Context, c Config) {
 	runContext = ctx
 	configMu.Unlock()
 	Reset()
+	startProgress(c.Progress)
 }
 
 // current returns the configuration of the running suite.

@@ -36,6 +36,11 @@ type baselineState struct {
 	reason   string
 	tls      *probe.TLSFacts
 	evidence []result.Evidence
+	// step and reply are the command line and the reply that ended a
+	// failed baseline session, when a reply ended it. step is
+	// greetingStep for the greeting.
+	step  string
+	reply *probe.Reply
 }
 
 // Reset clears the outcomes and the baseline session of the previous run.
@@ -99,9 +104,14 @@ func Baseline() (ran, ok bool, reason string, tls *probe.TLSFacts) {
 // cannot replace the error recorded for it when it returns later.
 func record(id string, o result.Outcome) {
 	store.Lock()
-	defer store.Unlock()
-	if _, ok := store.outcomes[id]; !ok {
+	_, seen := store.outcomes[id]
+	if !seen {
 		store.outcomes[id] = o
+	}
+	store.Unlock()
+
+	if !seen {
+		reportProgress(id, o.Verdict)
 	}
 }
 
