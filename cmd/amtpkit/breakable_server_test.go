@@ -161,6 +161,10 @@ const (
 	// relayAnything accepts RCPT for any domain on the public listener too,
 	// and relays the copies for domains that are not local.
 	relayAnything fault = "relayAnything"
+	// acceptRelayDrop accepts RCPT for any domain on the public listener
+	// and drops the copies for domains that are not local, without
+	// relaying or bouncing them.
+	acceptRelayDrop fault = "acceptRelayDrop"
 	// relayTempFail rejects RCPT for a domain that is not local with 451.
 	relayTempFail fault = "relayTempFail"
 	// relayDenied554 rejects RCPT for a domain that is not local with 554
@@ -250,6 +254,9 @@ const (
 	shortCommandLimit fault = "shortCommandLimit"
 	// helpBadReplyCode replies to HELP with the code 199.
 	helpBadReplyCode fault = "helpBadReplyCode"
+	// invalidEHLOReplyCode replies "999 what" to every EHLO, a code
+	// outside the range of RFC 5321 section 4.3.2.
+	invalidEHLOReplyCode fault = "invalidEHLOReplyCode"
 	// noDotUnstuffing keeps the leading dot that the client doubled.
 	noDotUnstuffing fault = "noDotUnstuffing"
 	// limitBeforeUnstuffing measures text lines before it removes the

@@ -53,6 +53,14 @@ type transaction struct {
 	sender     string
 	mpc        string
 	recipients []string
+	// discarded counts the accepted recipients whose copies the server
+	// drops (fault acceptRelayDrop).
+	discarded int
+}
+
+// hasRecipients reports whether the transaction accepted a recipient.
+func (t transaction) hasRecipients() bool {
+	return len(t.recipients)+t.discarded > 0
 }
 
 // errCloseSession ends a session after its last reply.
@@ -289,6 +297,9 @@ func (sess *session) ehlo(arg string) error {
 	if arg == "" {
 		return sess.syntaxError("501 5.5.4 EHLO needs the client's domain")
 	}
+	if sess.has(invalidEHLOReplyCode) {
+		return sess.write("999 what")
+	}
 	sess.tx = transaction{}
 	if !sess.plain {
 		a := sess.server.checkIdentity(sess.kind, sess.peer, sess.source, arg)
@@ -474,6 +485,9 @@ func (sess *session) rcpt(arg string) error {
 			// route, unless the fault relayAnything is on.
 			sess.tx.recipients = append(sess.tx.recipients, local+"@"+domain)
 			return sess.write("250 2.1.5 Recipient OK")
+		case sess.kind == publicKind && sess.has(acceptRelayDrop):
+			sess.tx.discarded++
+			return sess.write("250 2.1.5 Recipient OK")
 		case sess.has(relayTempFail):
 			return sess.write("451 4.7.1 Relaying is not possible now, try again later")
 		case sess.has(relayDenied554):
@@ -585,7 +599,7 @@ type mailData struct {
 // data runs DATA: it reads the message, checks it and delivers it.
 func (sess *session) data() error {
 	needRecipients := !sess.has(dataWithoutRecipients)
-	if !sess.tx.hasSender || (needRecipients && len(sess.tx.recipients) == 0) {
+	if !sess.tx.hasSender || (needRecipients && !sess.tx.hasRecipients()) {
 		if sess.has(dataErrorEndsTransaction) {
 			sess.tx = transaction{}
 		}
@@ -608,7 +622,7 @@ func (sess *session) data() error {
 		return sess.write("500 5.5.2 Line too long")
 	case message.tooBig:
 		return sess.write("552 5.3.4 Message too big")
-	case len(tx.recipients) == 0:
+	case !tx.hasRecipients():
 		return sess.write("554 5.5.1 No valid recipients")
 	case sess.hasMPCHeader(message.lines):
 		return sess.write("550 5.7.1 The message already has an MPC header field")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -286,6 +287,12 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 			"5.1-no-public-to-public-relay":  result.Fail,
 			"rfc5321-3.6.2-relay-denied-550": result.Skip,
 		}, nil),
+		// Accepting a relay recipient without relaying is suspect but proves
+		// no relay, so the clause warns.
+		Entry(nil, acceptRelayDrop, verdicts{
+			"5.1-no-public-to-public-relay":  result.Warn,
+			"rfc5321-3.6.2-relay-denied-550": result.Skip,
+		}, nil),
 		Entry(nil, relayTempFail, verdicts{
 			"5.1-no-public-to-public-relay":  result.Fail,
 			"rfc5321-3.6.2-relay-denied-550": result.Warn,
@@ -365,6 +372,61 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		Expect(c.Verdict).To(Equal(result.Skip), c.Reason)
 		Expect(c.Reason).To(HavePrefix("depends on 4.4.3-mpc-result-codes, which got fail: MAIL FROM:<"))
 		Expect(c.Reason).To(HaveSuffix(` MPC=per/individual got "555 5.5.4 Unsupported option: MPC=per/individual"`))
+	})
+
+	It("fails only the reply code clause at EHLO 999", func() {
+		run, r := runAgainst([]fault{invalidEHLOReplyCode}, nil)
+		Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		codes, ok := r.Clause("rfc5321-4.3.2-reply-code-range")
+		Expect(ok).To(BeTrue())
+		Expect(codes.Verdict).To(Equal(result.Fail), codes.Reason)
+		Expect(codes.Reason).To(ContainSubstring(`the reply line "999 what" to EHLO `))
+		Expect(codes.Transcript).NotTo(BeEmpty())
+		Expect(codes.Transcript[0].Rendered).To(ContainSubstring("S: 999 what"))
+		Expect(run.stdout).To(ContainSubstring("rfc5321-4.3.2-reply-code-range [MUST NOT]: the reply line"))
+
+		dependent := 0
+		for _, c := range specClauses(r) {
+			Expect(c.Verdict).NotTo(Equal(result.Error), "%s: %s", c.ID, c.Reason)
+			if c.ID != codes.ID {
+				Expect(c.Verdict).NotTo(Equal(result.Fail), "%s: %s", c.ID, c.Reason)
+			}
+			if c.Verdict == result.Skip && strings.HasPrefix(c.Reason, "depends on rfc5321-4.3.2-reply-code-range, which this reply breaks: EHLO ") {
+				dependent++
+			}
+		}
+		Expect(dependent).To(BeNumerically(">=", 40))
+	})
+
+	It("describes mixed multiline codes as seen", func() {
+		run, r := runAgainst([]fault{mixedMultilineCodes}, []string{"rfc5321-4.2.1"})
+		Expect(run.code).To(Equal(1), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		format, ok := r.Clause("rfc5321-4.2.1-multiline-format")
+		Expect(ok).To(BeTrue())
+		Expect(format.Verdict).To(Equal(result.Pass), format.Reason)
+		Expect(format.Reason).To(MatchRegexp(`\(\d+ lines with codes 250, 251, 250`))
+		Expect(format.Reason).NotTo(ContainSubstring("lines of 250"))
+		Expect(format.Reason).To(HaveSuffix("have a space or hyphen after each code and end each line in CRLF"))
+
+		sameCode, ok := r.Clause("rfc5321-4.2.1-multiline-same-code")
+		Expect(ok).To(BeTrue())
+		Expect(sameCode.Verdict).To(Equal(result.Fail), sameCode.Reason)
+		Expect(sameCode.Reason).To(ContainSubstring("code 251 differs from code 250 on line 1"))
+	})
+
+	It("warns on a relay RCPT that reaches no sink", func() {
+		run, r := runAgainst([]fault{acceptRelayDrop}, []string{"5.1-no-public-to-public-relay"})
+		Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		c, ok := r.Clause("5.1-no-public-to-public-relay")
+		Expect(ok).To(BeTrue())
+		Expect(c.Verdict).To(Equal(result.Warn), c.Reason)
+		Expect(c.Reason).To(HavePrefix("the server accepted a relay RCPT for postmaster@sink." + manifest.Domain + " from a public connection, and the message, but it did not reach"))
+		// Three step timeouts of 2 seconds each.
+		Expect(c.Reason).To(ContainSubstring(" within 6s; "))
+		Expect(run.stdout).To(ContainSubstring("warnings:\n  5.1-no-public-to-public-relay [MUST NOT]: "))
 	})
 
 	It("fails a rejection by 421 greeting under --strict", func() {

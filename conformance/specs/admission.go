@@ -42,6 +42,10 @@ type admission struct {
 	// \"504 5.7.0 Authentication failed\"".
 	detail  string
 	session *Session
+	// step and reply are the command line and the reply that rejected the
+	// session, for rejectedOther. step is greetingStep for the greeting.
+	step  string
+	reply *probe.Reply
 }
 
 // admit connects to target as id, reads the greeting and sends EHLO with
@@ -69,10 +73,11 @@ func (c *Check) admit(label, target string, id Identity, ehloArg string) admissi
 	case greeting.Code == 421:
 		return c.judge421Greeting(s, target, id, greeting)
 	case greeting.Code != 220:
-		return admission{kind: rejectedOther, detail: "the greeting was " + summarize(greeting), session: s}
+		return admission{kind: rejectedOther, detail: "the greeting was " + summarize(greeting), session: s, step: greetingStep, reply: &greeting}
 	}
 
-	reply, err := s.Cmd("EHLO " + ehloArg)
+	ehlo := "EHLO " + ehloArg
+	reply, err := s.Cmd(ehlo)
 	switch {
 	case err != nil && closedOrAlert(err):
 		return admission{kind: rejectedOther, detail: "the connection ended without a reply to EHLO: " + describe(err), session: s}
@@ -86,7 +91,7 @@ func (c *Check) admit(label, target string, id Identity, ehloArg string) admissi
 		return admission{kind: inconclusive, detail: fmt.Sprintf("EHLO got %s, a temporary failure; if the server checks PTR records, make sure it resolves through the suite's DNS server%s",
 			summarize(reply), dnsHint()), session: s}
 	default:
-		return admission{kind: rejectedOther, detail: "EHLO got " + summarize(reply), session: s}
+		return admission{kind: rejectedOther, detail: "EHLO got " + summarize(reply), session: s, step: ehlo, reply: &reply}
 	}
 }
 

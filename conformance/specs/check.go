@@ -183,6 +183,12 @@ func (c *Check) Broken(format string, args ...any) {
 	c.set(result.Verdict(c.Clause.Level.Verdict()), format, args)
 }
 
+// Warn records a warning on any clause: the server did something that
+// the clause makes suspect, but the check cannot prove it broken.
+func (c *Check) Warn(format string, args ...any) {
+	c.set(result.Warn, format, args)
+}
+
 // Info records a fact about a permission (MAY) clause.
 func (c *Check) Info(format string, args ...any) {
 	c.set(result.Info, format, args)
@@ -196,6 +202,17 @@ func (c *Check) Skip(format string, args ...any) {
 // Error records that the harness could not check the clause.
 func (c *Check) Error(format string, args ...any) {
 	c.set(result.Error, format, args)
+}
+
+// snapshot returns the outcome recorded so far, with an empty verdict
+// before the first one.
+func (c *Check) snapshot() result.Outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done {
+		return result.Outcome{}
+	}
+	return c.outcome
 }
 
 // Observe adds a fact to the outcome.

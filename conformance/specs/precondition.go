@@ -27,6 +27,11 @@ func (c *Check) skipRejected(command string, reply probe.Reply) {
 	rejection := fmt.Sprintf("%s got %s", describeStep(command), summarize(reply))
 
 	judge := judgingClause(command, reply)
+	if judge == replyCodeRangeClause {
+		// The reply itself breaks that clause, whatever its check finds.
+		c.Skip("depends on %s, which this reply breaks: %s", judge, rejection)
+		return
+	}
 	if judge == "" {
 		c.Skip("the server rejected a step this check needs, and no clause of the suite judges that rejection: %s%s", rejection, rejectionHint(command))
 		return
@@ -51,6 +56,8 @@ func judgingClause(command string, reply probe.Reply) string {
 	carriesMPC := strings.Contains(strings.ToUpper(command), " MPC=")
 
 	switch {
+	case hasInvalidCode(reply):
+		return replyCodeRangeClause
 	case command == greetingStep:
 		return "rfc5321-4.3.1-greeting-220"
 	case verb == "RSET":

@@ -2,9 +2,11 @@ package specs
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/amtp-toolkit/amtp/conformance/sink"
 )
@@ -119,7 +121,13 @@ func (c *Check) relayToSink(mpcValue string) (sink.Transaction, bool) {
 // waitAtSink waits up to the step timeout for m at target, and records
 // what the sink received as an observation.
 func (c *Check) waitAtSink(target *RelaySink, m message) (sink.Transaction, error) {
-	ctx, cancel := c.stepContext()
+	return c.waitAtSinkFor(target, m, current().StepTimeout)
+}
+
+// waitAtSinkFor is waitAtSink with a wait of its own, which ends earlier
+// when the spec ends.
+func (c *Check) waitAtSinkFor(target *RelaySink, m message, wait time.Duration) (sink.Transaction, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, wait)
 	defer cancel()
 	tx, err := target.Server.Wait(ctx, func(t sink.Transaction) bool {
 		return bytes.Contains(t.Data, []byte(m.token))

@@ -105,7 +105,9 @@ func rfc5321Specs() {
 
 		clause("rfc5321-4.2-one-reply-per-command", nil, checkOneReplyPerCommand)
 		clause("rfc5321-4.2.1-multiline-format", nil, func(c *Check) {
-			c.checkMultilineReplies(func(r probe.Reply) string {
+			// The codes of the lines are rfc5321-4.2.1-multiline-same-code's
+			// concern, so a reply with mixed codes can pass here.
+			c.checkMultilineReplies("have a space or hyphen after each code and end each line in CRLF", func(r probe.Reply) string {
 				for _, d := range r.Defects {
 					if d.Kind == probe.DefectMissingSeparator || d.Kind == probe.DefectBareLF {
 						return d.String()
@@ -115,7 +117,7 @@ func rfc5321Specs() {
 			})
 		})
 		clause("rfc5321-4.2.1-multiline-same-code", nil, func(c *Check) {
-			c.checkMultilineReplies(func(r probe.Reply) string {
+			c.checkMultilineReplies("carry one code on all their lines", func(r probe.Reply) string {
 				for _, d := range r.Defects {
 					if d.Kind == probe.DefectMixedCodes {
 						return d.String()
@@ -133,10 +135,10 @@ func rfc5321Specs() {
 			line := "NOOP " + strings.Repeat("x", 2048-len("NOOP ")-2)
 			c.expectCode("2048-octet command line", []string{line}, 500)
 		})
-		clause("rfc5321-4.3.2-reply-code-range", nil, checkReplyCodeRange)
+		clause(replyCodeRangeClause, nil, checkReplyCodeRange)
 
 		clause("rfc5321-4.5.2-dot-unstuffing", []string{"maildir"}, func(c *Check) {
-			c.expectBodyDelivered("dot-stuffed lines", []string{".hidden", "..", "plain"})
+			c.expectBodyDelivered("the message with dot-stuffed lines", []string{".hidden", "..", "plain"})
 		})
 		clause("rfc5321-4.5.3.1.4-command-line-limit", nil, func(c *Check) {
 			line := "NOOP " + strings.Repeat("x", 512-len("NOOP ")-2)
@@ -145,11 +147,11 @@ func rfc5321Specs() {
 		clause("rfc5321-4.5.3.1.6-text-line-limit", []string{"maildir"}, func(c *Check) {
 			plain := strings.Repeat("a", 998)
 			dotted := "." + strings.Repeat("b", 997)
-			if !c.expectBodyDelivered("1000-octet text line", []string{plain}) {
+			if !c.expectBodyDelivered("the message with a 1000-octet text line", []string{plain}) {
 				return
 			}
 			c.resetVerdict()
-			c.expectBodyDelivered("1000-octet text line that starts with a dot", []string{dotted})
+			c.expectBodyDelivered("the message with a 1000-octet text line that starts with a dot", []string{dotted})
 		})
 		clause("rfc5321-4.5.3.1.7-message-content-64k", []string{"maildir"}, check64K)
 		clause("rfc5321-4.5.3.1.8-hundred-recipients", nil, checkHundredRecipients)
@@ -774,7 +776,7 @@ func checkOneReplyPerCommand(c *Check) {
 // checkMultilineReplies opens a session, collects its multiline replies
 // (the EHLO reply and the reply to HELP) and records a break of the rule
 // that defect returns for one reply.
-func (c *Check) checkMultilineReplies(defect func(probe.Reply) string) {
+func (c *Check) checkMultilineReplies(property string, defect func(probe.Reply) string) {
 	s := c.open("multiline replies")
 	if s == nil {
 		return
@@ -791,13 +793,26 @@ func (c *Check) checkMultilineReplies(defect func(probe.Reply) string) {
 			c.Broken("the reply %s breaks the multiline format: %s", summarize(r), problem)
 			return
 		}
-		multiline = append(multiline, fmt.Sprintf("%d lines of %d", len(r.Lines), r.Code))
+		multiline = append(multiline, describeLineCodes(r))
 	}
 	if len(multiline) == 0 {
 		c.Skip("the server sent no multiline reply to EHLO or HELP")
 		return
 	}
-	c.Pass("the multiline replies (%s) are well formed", strings.Join(multiline, ", "))
+	c.Pass("the multiline replies (%s) %s", strings.Join(multiline, "; "), property)
+}
+
+// describeLineCodes describes the lines of a reply by their codes, such as
+// "5 lines with code 250" or "3 lines with codes 250, 251, 250".
+func describeLineCodes(r probe.Reply) string {
+	var codes []string
+	for _, line := range r.Lines {
+		codes = append(codes, line[:min(len(line), 3)])
+	}
+	if len(slices.Compact(slices.Clone(codes))) == 1 {
+		return fmt.Sprintf("%s with code %s", result.Count(len(r.Lines), "line", "lines"), codes[0])
+	}
+	return fmt.Sprintf("%s with codes %s", result.Count(len(r.Lines), "line", "lines"), strings.Join(codes, ", "))
 }
 
 // commandKeywords maps EHLO keywords that name a command to a command
@@ -880,6 +895,9 @@ func checkGreeting(c *Check) {
 // checkReplyCodeRange runs a session with valid and invalid commands and
 // checks the code of every reply line.
 func checkReplyCodeRange(c *Check) {
+	if c.invalidBaselineReplyCode() {
+		return
+	}
 	s := c.open("reply codes")
 	if s == nil {
 		return
@@ -901,16 +919,63 @@ func checkReplyCodeRange(c *Check) {
 
 	lines := 0
 	for _, r := range s.Replies() {
-		for _, line := range r.Lines {
-			lines++
-			if !validReplyCode(line) {
-				c.Broken("the reply line %q does not start with three digits, the first of them 2 to 5", line)
-				return
-			}
+		if line, ok := invalidCodeLine(r); ok {
+			c.Broken("the reply line %q does not start with three digits, the first of them 2 to 5", line)
+			return
 		}
+		lines += len(r.Lines)
 	}
 	c.Pass("all %d reply lines of %d replies start with a code from 2xx to 5xx", lines, len(s.Replies()))
 }
+
+// invalidBaselineReplyCode records a broken clause and returns true when
+// a baseline session ended at a reply line without a valid reply code,
+// such as "999 what" to EHLO. The other checks skip on that reply, so
+// this clause is the one that fails.
+func (c *Check) invalidBaselineReplyCode() bool {
+	kinds := []listenerKind{publicListener}
+	if current().PrivateTarget != "" {
+		kinds = append(kinds, privateListener)
+	}
+
+	for _, kind := range kinds {
+		state := baseline(c, kind)
+		if state.ok || state.reply == nil {
+			continue
+		}
+		line, ok := invalidCodeLine(*state.reply)
+		if !ok {
+			continue
+		}
+		c.addEvidence(state.evidence...)
+		c.Broken("the reply line %q to %s in the %s baseline session does not start with three digits, the first of them 2 to 5",
+			line, describeStep(state.step), kind)
+		return true
+	}
+	return false
+}
+
+// invalidCodeLine returns the first line of r that does not start with a
+// valid reply code, and whether there is one.
+func invalidCodeLine(r probe.Reply) (string, bool) {
+	for _, line := range r.Lines {
+		if !validReplyCode(line) {
+			return line, true
+		}
+	}
+	return "", false
+}
+
+// hasInvalidCode reports whether a line of r does not start with a valid
+// reply code, which breaks rfc5321-4.3.2-reply-code-range.
+func hasInvalidCode(r probe.Reply) bool {
+	_, ok := invalidCodeLine(r)
+	return ok
+}
+
+// replyCodeRangeClause is the clause that judges the reply code of every
+// reply line.
+const replyCodeRangeClause = "rfc5321-4.3.2-reply-code-range"
 
 // validReplyCode reports whether line starts with three digits, the first
 // of them 2, 3, 4 or 5 (RFC 5321 section 4.3.2).
@@ -1010,7 +1075,7 @@ func check64K(c *Check) {
 		body = append(body, fmt.Sprintf("%06d", i)+strings.Repeat("y", size-2-6))
 		remaining -= size
 	}
-	c.expectBodyDelivered("64K-octet message", body)
+	c.expectBodyDelivered("the 64K-octet message", body)
 }
 
 // checkHundredRecipients sends 100 RCPT commands in one transaction.

@@ -27,9 +27,17 @@ func section5_1() {
 	})
 }
 
+// relayWaitSteps is the number of step timeouts that checkNoPublicRelay
+// waits at the sink for a message that the server accepted for relay, so
+// that a server that queues it for a few seconds first is still caught.
+const relayWaitSteps = 3
+
 // checkNoPublicRelay passes a rejected RCPT for a remote domain, fails a
-// temporary rejection, and follows an accepted one to the sink: a message
-// that arrives there was relayed over a public connection.
+// temporary rejection, and follows an accepted one to the sink. A message
+// that arrives there was relayed over a public connection. One that does
+// not arrive within relayWaitSteps step timeouts gets a warning, because
+// accepting a relay recipient from a public peer is suspect but breaks
+// nothing by itself.
 func checkNoPublicRelay(c *Check) {
 	attempt, ok := c.publicRelayRCPT()
 	if !ok {
@@ -60,12 +68,13 @@ func checkNoPublicRelay(c *Check) {
 		return
 	}
 
-	if _, err := c.waitAtSink(attempt.sink, m); err != nil {
-		// NOTE: a server that queues the message for longer than the step
-		// timeout before it relays passes here; a longer --timeout widens
-		// the window.
-		c.Pass("the server accepted a message for %s over a public connection, but the suite's AMTP sink %s received nothing within %s",
-			attempt.recipient, attempt.sink, current().StepTimeout)
+	wait := relayWaitSteps * current().StepTimeout
+	if _, err := c.waitAtSinkFor(attempt.sink, m, wait); err != nil {
+		// NOTE: a server that queues the message for longer than the wait
+		// before it relays gets this warning, not a fail; a longer
+		// --timeout widens the window.
+		c.Warn("the server accepted a relay RCPT for %s from a public connection, and the message, but it did not reach the suite's AMTP sink %s within %s; a server that does not relay would reject that RCPT, so it may have queued the message for a later relay or dropped it",
+			attempt.recipient, attempt.sink, wait)
 		return
 	}
 	c.Broken("the server accepted a message for %s over a public connection and relayed it over another public connection, to the suite's AMTP sink %s, which its _amtp._tcp SRV record names",

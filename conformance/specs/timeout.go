@@ -25,7 +25,11 @@ type idleResult struct {
 	// closed is true when the server closed the connection.
 	closed bool
 	// failure is set when the harness could not observe the session.
-	failure  string
+	failure string
+	// skip is the skip reason of the check that could not open the
+	// session because the server rejected a step before the wait, so that
+	// the other timeout check is skipped for the same reason.
+	skip     string
 	evidence []result.Evidence
 }
 
@@ -60,8 +64,12 @@ func (c *Check) observeIdle() (idleResult, bool) {
 	return observed, c.idleUsable(observed)
 }
 
-// idleUsable records an error for an observation that failed.
+// idleUsable records a skip or an error for an observation that failed.
 func (c *Check) idleUsable(r idleResult) bool {
+	if r.skip != "" {
+		c.Skip("%s", r.skip)
+		return false
+	}
 	if r.failure != "" {
 		c.Error("%s", r.failure)
 		return false
@@ -73,6 +81,9 @@ func (c *Check) idleUsable(r idleResult) bool {
 func (c *Check) idleSession(timeout time.Duration) idleResult {
 	s := c.open("idle session after EHLO")
 	if s == nil {
+		if o := c.snapshot(); o.Verdict == result.Skip {
+			return idleResult{skip: o.Reason}
+		}
 		return idleResult{failure: "no session could be opened for the idle wait"}
 	}
 	wait := timeout + current().StepTimeout
