@@ -429,6 +429,19 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 		Expect(run.stdout).To(ContainSubstring("warnings:\n  5.1-no-public-to-public-relay [MUST NOT]: "))
 	})
 
+	It("names the undelivered message in the reason", func() {
+		empty := filepath.Join(GinkgoT().TempDir(), "elsewhere")
+		Expect(os.MkdirAll(empty, 0o755)).To(Succeed())
+		run, r := runAgainst(nil, []string{"rfc5321-4.5.2-dot-unstuffing"}, "--maildir", empty)
+		Expect(run.code).To(Equal(3), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+		c, ok := r.Clause("rfc5321-4.5.2-dot-unstuffing")
+		Expect(ok).To(BeTrue())
+		Expect(c.Verdict).To(Equal(result.Error), c.Reason)
+		Expect(c.Reason).To(HavePrefix("the message with dot-stuffed lines was accepted but not delivered; check --maildir: "))
+		Expect(run.stderr).To(HaveSuffix("amtpkit conform: the harness could not run 1 clause\n"))
+	})
+
 	It("fails a rejection by 421 greeting under --strict", func() {
 		ids := []string{"3.1-client-certificate-required", "4.2-client-ca-recognized", "4.2-client-certificate-dates",
 			"4.2-client-cn-fqdn", "4.3.2-client-without-ptr-rejected"}
