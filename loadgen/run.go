@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 	"github.com/amtp-toolkit/amtp/loadgen/result"
 )
@@ -379,6 +381,13 @@ func (g *generator) runClosed(ctx context.Context, workers int) string {
 	unitCtx, cancel := g.hardStop(ctx, stop)
 	defer cancel()
 
+	// The hard stop starts at the deadline, not when the workers return,
+	// so units that outlast it are cut off one timeout later.
+	var stopOnce sync.Once
+	closeStop := func() { stopOnce.Do(func() { close(stop) }) }
+	deadlineTimer := time.AfterFunc(time.Until(deadline), closeStop)
+	defer deadlineTimer.Stop()
+
 	var reason atomic.Value
 	reason.Store(stopDuration)
 	var wg sync.WaitGroup
@@ -398,7 +407,7 @@ func (g *generator) runClosed(ctx context.Context, workers int) string {
 		})
 	}
 	wg.Wait()
-	close(stop)
+	closeStop()
 	if limit > 0 {
 		g.arrivals.Store(min(g.arrivals.Load(), limit))
 	}
@@ -466,7 +475,8 @@ func (g *generator) startWorkers(ctx context.Context, workers int) (chan arrival
 // pace schedules the arrivals of one step. Arrival k is due at
 // stepStart + k/rate: that intended start is what latency counts from,
 // however late the generator hands the arrival to a worker. The pacer
-// sleeps until each arrival is due and never hands one out earlier,
+// takes each due time from a rate.Limiter, sleeps until then and never
+// hands an arrival out earlier,
 // because a unit started before its intended start would record a total
 // shorter than its own phases. After a late wake-up it catches up at
 // once, since the arrivals already due need no wait. It returns a stop
@@ -487,9 +497,16 @@ func (g *generator) pace(ctx context.Context, arrivals chan<- arrival, step int,
 	dueTimer := time.NewTimer(0)
 	defer dueTimer.Stop()
 
+	// The limiter holds the schedule: with a burst of one, a reservation
+	// made at the previous arrival's due time is due one interval later.
+	// Reserving at due times rather than at time.Now keeps a late pacer
+	// from saving tokens and starting arrivals early.
+	limiter := rate.NewLimiter(rate.Limit(r), 1)
 	interval := float64(time.Second) / r
+	intended := stepStart
 	for k := int64(0); ; k++ {
-		intended := stepStart.Add(time.Duration(float64(k) * interval))
+		reservation := limiter.ReserveN(intended, 1)
+		intended = intended.Add(reservation.DelayFrom(intended))
 		if !intended.Before(stepEnd) {
 			return ""
 		}

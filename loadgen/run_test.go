@@ -176,6 +176,23 @@ var _ = Describe("Run", func() {
 			HaveField("Key", "timeout"))))
 	})
 
+	It("stops a closed loop in bounded time when sessions last long", func() {
+		// Each session of 50 messages takes about 150 replies of 50 ms,
+		// 7.5 s in all, while every single reply comes well within the
+		// timeout.
+		server := startTestServer(testServerOptions{replyDelay: 50 * time.Millisecond})
+		started := time.Now()
+
+		r := runLoad(server.addr(), loadgen.Config{
+			Scenario: result.ScenarioSession, Concurrency: 2, Duration: time.Second,
+			Messages: 50, Timeout: 500 * time.Millisecond,
+		})
+
+		Expect(time.Since(started)).To(BeNumerically("<", 4*time.Second), "the run outlasted its duration plus the timeout")
+		Expect(r.Counts.Completed).To(BeZero())
+		Expect(r.Counts.MessagesAccepted).To(BeNumerically(">", 0))
+	})
+
 	It("runs sessions with several messages", func() {
 		server := startTestServer(testServerOptions{})
 		r := runLoad(server.addr(), loadgen.Config{

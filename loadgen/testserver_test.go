@@ -35,6 +35,8 @@ type testServer struct {
 	// second.
 	serialDelay time.Duration
 	serial      sync.Mutex
+	// replyDelay delays every reply after the greeting.
+	replyDelay time.Duration
 
 	connections atomic.Int64
 	wg          sync.WaitGroup
@@ -45,6 +47,7 @@ type testServerOptions struct {
 	rejectEvery          int64
 	silent               bool
 	serialDelay          time.Duration
+	replyDelay           time.Duration
 	// clientCA is the CA the server trusts for client certificates; the
 	// default is the public CA.
 	clientCA string
@@ -72,6 +75,7 @@ func startTestServer(opts testServerOptions) *testServer {
 		listener: listener, start: time.Now(),
 		stallEvery: opts.stallEvery, stallFor: opts.stallFor,
 		rejectEvery: opts.rejectEvery, silent: opts.silent, serialDelay: opts.serialDelay,
+		replyDelay: opts.replyDelay,
 	}
 	s.wg.Go(s.accept)
 	DeferCleanup(func() {
@@ -136,7 +140,12 @@ func (s *testServer) serve(conn *tls.Conn, n int64) {
 	}
 
 	writer := bufio.NewWriter(conn)
+	greeted := false
 	send := func(line string) bool {
+		if greeted && s.replyDelay > 0 {
+			time.Sleep(s.replyDelay)
+		}
+		greeted = true
 		writer.WriteString(line + "\r\n")
 		return writer.Flush() == nil
 	}
