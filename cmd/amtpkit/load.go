@@ -92,11 +92,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		flags.PrintDefaults()
 	}
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if flags.NArg() > 0 {
 		return usageErrorf("unexpected argument %q; run 'amtpkit load --help'", flags.Arg(0))
@@ -215,11 +212,8 @@ func runLoadMerge(args []string, stdout io.Writer) error {
 		fmt.Fprint(flags.Output(), "usage: amtpkit load merge --json OUT RESULT.json...\n\nMerges the results of the shards of one --shard run, or of separate runs\nof one scenario: counts add up and histograms merge exactly. Thresholds of\nthe inputs are checked again on the merged result.\n\noptions:\n")
 		flags.PrintDefaults()
 	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if flags.NArg() == 0 {
 		return usageErrorf("missing result files; run 'amtpkit load merge --json OUT A.json B.json'")
