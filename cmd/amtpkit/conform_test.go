@@ -480,6 +480,7 @@ var _ = Describe("conform", Ordered, func() {
 
 		// The user learns where to look from the summary, not from Ginkgo.
 		Expect(run.stderr).To(MatchRegexp(`(?m)^4\.4\.1 +\S*F`))
+		Expect(run.stderr).To(MatchRegexp(`(?m)^client 4\.4\.2 +s+$`))
 		Expect(run.stderr).NotTo(ContainSubstring(".go:"))
 		Expect(run.stdout).To(ContainSubstring("failed:\n"))
 		Expect(run.stdout).To(ContainSubstring("JSON result: " + run.jsonPath))

@@ -24,7 +24,8 @@ var progressLetters = map[result.Verdict]string{
 }
 
 // progress writes the compact progress report: one line per section,
-// headed by the section, with a letter per clause of the section.
+// headed by the section, with a letter per clause of the section. The
+// sections of client-role clauses start with "client ".
 var progress struct {
 	sync.Mutex
 	w       io.Writer
@@ -52,6 +53,10 @@ func reportProgress(id string, v result.Verdict) {
 	section := id
 	if c, ok := catalogue.ByID(id); ok {
 		section = SectionLabelValue(c.Source, c.Section)
+		if c.Role == catalogue.RoleClient {
+			// The client-role checks run last and repeat section numbers.
+			section = "client " + section
+		}
 	}
 	if section != progress.section {
 		if progress.section != "" {
