@@ -23,8 +23,8 @@ var progressLetters = map[result.Verdict]string{
 	result.Error: "E",
 }
 
-// progress writes the compact progress report: one line per section,
-// headed by the section, with a letter per clause of the section. The
+// progress is the state of the compact progress report, which has one
+// line per section, headed by the section, with a letter per clause. The
 // sections of client-role clauses start with "client ".
 var progress struct {
 	sync.Mutex
