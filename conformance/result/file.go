@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // ErrNewerSchema is wrapped by the error that Load returns for a file
@@ -90,10 +92,55 @@ func Parse(data []byte) (*Result, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("decode schema version %d: %w", SchemaVersion, err)
 	}
+	if len(r.Clauses) == 0 {
+		return nil, errors.New("the result has no clauses; it is damaged or was not written by amtpkit conform")
+	}
 	for _, c := range r.Clauses {
 		if !c.Verdict.Valid() {
 			return nil, fmt.Errorf("clause %s has the unknown verdict %q", c.ID, c.Verdict)
 		}
 	}
+
+	// Reports take the headline from the clauses and the tables from the
+	// summary, so a summary edited apart from its clauses would make them
+	// disagree.
+	if err := checkSummary(r.Summary, Summarize(r.Clauses)); err != nil {
+		return nil, err
+	}
 	return &r, nil
+}
+
+// checkSummary returns an error naming the first difference between a
+// stored summary and the one computed from the clauses.
+func checkSummary(stored, computed Summary) error {
+	mismatch := func(what string, got, want any) error {
+		return fmt.Errorf("the summary does not match the clauses: %s is %v in the summary but %v in the clauses; the file was edited or damaged, so run amtpkit conform again", what, got, want)
+	}
+
+	if stored.Clauses != computed.Clauses {
+		return mismatch("the clause count", stored.Clauses, computed.Clauses)
+	}
+	if !maps.Equal(stored.Verdicts, computed.Verdicts) {
+		return mismatch("the verdict count", stored.Verdicts, computed.Verdicts)
+	}
+	for level, counts := range computed.ByLevel {
+		if !maps.Equal(stored.ByLevel[level], counts) {
+			return mismatch("the verdict count of level "+level, stored.ByLevel[level], counts)
+		}
+	}
+	for section, counts := range computed.BySection {
+		if !maps.Equal(stored.BySection[section], counts) {
+			return mismatch("the verdict count of section "+section, stored.BySection[section], counts)
+		}
+	}
+	if len(stored.ByLevel) != len(computed.ByLevel) || len(stored.BySection) != len(computed.BySection) {
+		return mismatch("the number of levels and sections", len(stored.ByLevel)+len(stored.BySection), len(computed.ByLevel)+len(computed.BySection))
+	}
+	if !slices.Equal(stored.Failed, computed.Failed) {
+		return mismatch("the list of failed clauses", stored.Failed, computed.Failed)
+	}
+	if !slices.Equal(stored.Errors, computed.Errors) {
+		return mismatch("the list of clauses with errors", stored.Errors, computed.Errors)
+	}
+	return nil
 }

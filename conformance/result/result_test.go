@@ -162,10 +162,26 @@ var _ = Describe("Write and Load", func() {
 
 var _ = Describe("Parse", func() {
 	It("ignores fields it does not know", func() {
-		r, err := result.Parse([]byte(`{"schema_version": 1, "added_later": true, "clauses": [{"id": "x", "verdict": "pass", "added_later": 1}]}`))
+		r, err := result.Parse([]byte(`{"schema_version": 1, "added_later": true,
+			"clauses": [{"id": "x", "level": "MUST", "section": "4.4.1", "verdict": "pass", "added_later": 1}],
+			"summary": {"clauses": 1, "verdicts": {"pass": 1}, "by_level": {"MUST": {"pass": 1}},
+				"by_section": {"4.4.1": {"pass": 1}}, "failed": [], "errors": []}}`))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(r.Clauses).To(HaveLen(1))
 		Expect(r.Clauses[0].Verdict).To(Equal(result.Pass))
+	})
+
+	It("rejects a result without clauses", func() {
+		_, err := result.Parse([]byte(`{"schema_version": 1, "clauses": [], "summary": {"clauses": 0}}`))
+		Expect(err).To(MatchError(ContainSubstring("the result has no clauses")))
+	})
+
+	It("rejects a summary that disagrees with the clauses", func() {
+		_, err := result.Parse([]byte(`{"schema_version": 1,
+			"clauses": [{"id": "x", "level": "MUST", "section": "4.4.1", "verdict": "fail"}],
+			"summary": {"clauses": 1, "verdicts": {"pass": 1}, "by_level": {"MUST": {"pass": 1}},
+				"by_section": {"4.4.1": {"pass": 1}}, "failed": [], "errors": []}}`))
+		Expect(err).To(MatchError(ContainSubstring("the verdict count is map[pass:1] in the summary but map[fail:1] in the clauses")))
 	})
 })
 
