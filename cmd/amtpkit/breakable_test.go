@@ -12,7 +12,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/gexec"
 
 	"github.com/amtp-toolkit/amtp/conformance/catalogue"
 	"github.com/amtp-toolkit/amtp/conformance/result"
@@ -69,9 +68,7 @@ var _ = Describe("conform against the breakable server", Ordered, ContinueOnFail
 
 	BeforeAll(func() {
 		var err error
-		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(gexec.CleanupBuildArtifacts)
+		amtpkitPath = builtBinary("amtpkit")
 
 		manifest, err = pki.Init(pki.Options{Dir: filepath.Join(GinkgoT().TempDir(), "pki")})
 		Expect(err).NotTo(HaveOccurred())

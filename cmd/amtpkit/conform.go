@@ -119,11 +119,8 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 		flags.PrintDefaults()
 	}
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("%v", err)
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
 	if flags.NArg() > 0 {
 		return usageErrorf("unexpected argument %q; run 'amtpkit conform --help'", flags.Arg(0))

@@ -245,12 +245,8 @@ var _ = Describe("conform", Ordered, func() {
 	var amtpkitPath, amtpdPath string
 
 	BeforeAll(func() {
-		var err error
-		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
-		Expect(err).NotTo(HaveOccurred())
-		amtpdPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(gexec.CleanupBuildArtifacts)
+		amtpkitPath = builtBinary("amtpkit")
+		amtpdPath = builtBinary("amtpd")
 	})
 
 	Context("against amtpd", Ordered, func() {

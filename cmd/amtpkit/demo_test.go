@@ -45,12 +45,8 @@ var _ = Describe("demo", Ordered, func() {
 	var amtpkitPath, amtpdPath string
 
 	BeforeAll(func() {
-		var err error
-		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
-		Expect(err).NotTo(HaveOccurred())
-		amtpdPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(gexec.CleanupBuildArtifacts)
+		amtpkitPath = builtBinary("amtpkit")
+		amtpdPath = builtBinary("amtpd")
 	})
 
 	// startDemo runs the demo in the folder dir with --out out, which may

@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/onsi/gomega/gexec"
 
 	"github.com/amtp-toolkit/amtp/conformance/result"
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
@@ -249,9 +248,7 @@ var _ = Describe("conform against Postfix", Ordered, ContinueOnFailure, func() {
 	BeforeAll(func() {
 		_, err := postfix.Binary()
 		Expect(err).NotTo(HaveOccurred())
-		amtpkitPath, err = gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpkit")
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(gexec.CleanupBuildArtifacts)
+		amtpkitPath = builtBinary("amtpkit")
 
 		st = newConformStage()
 		m := st.manifest

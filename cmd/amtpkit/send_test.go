@@ -38,9 +38,7 @@ var amtpdListener = regexp.MustCompile(`amtpd: (public|private) listener on (\S+
 // PKI zone with its SRV record pointing at amtpd, and stops everything when
 // the container ends.
 func startSendTestServer() *sendTestServer {
-	amtpdPath, err := gexec.Build("github.com/amtp-toolkit/amtp/cmd/amtpd")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(gexec.CleanupBuildArtifacts)
+	amtpdPath := builtBinary("amtpd")
 
 	dir := GinkgoT().TempDir()
 	m, err := pki.Init(pki.Options{Dir: filepath.Join(dir, "pki")})
