@@ -125,6 +125,11 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	if flags.NArg() > 0 {
 		return usageErrorf("unexpected argument %q; run 'amtpkit conform --help'", flags.Arg(0))
 	}
+	// Options.StepTimeout takes zero as the default, so the command
+	// rejects an explicit zero itself.
+	if opts.StepTimeout <= 0 {
+		return usageErrorf("--timeout %v is invalid; give a positive duration such as 5s", opts.StepTimeout)
+	}
 	if *list {
 		return listClauses(stdout)
 	}

@@ -533,6 +533,7 @@ var _ = Describe("conform", Ordered, func() {
 		Entry("bad label filter", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--label-filter", "a &&"}, "label filter"),
 		Entry("unknown DNS mode", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--dns", "other"}, `DNS mode "other"`),
 		Entry("unknown flag", []string{"--bogus"}, "flag provided but not defined"),
+		Entry("zero step timeout", []string{"--target", "127.0.0.1:1", "--pki", "pki", "--timeout", "0s"}, "--timeout 0s is invalid"),
 	)
 })
 
