@@ -48,6 +48,12 @@ or relays it by _amtp._tcp SRV records. 'amtpd queue' lists and acts on the
 queue of a configured server. The configuration format is described in
 docs/amtpd.example.toml.
 
+Exit status:
+  0  stopped by SIGINT or SIGTERM after a clean shutdown, or --check passed
+  1  the server could not start (such as a listen address in use or a spool
+     locked by another amtpd) or failed while running
+  2  invalid options or an invalid configuration
+
 options:
 `
 

@@ -60,7 +60,13 @@ stopped when it ends, also on Ctrl-C. The PKI, amtpd's configuration, log,
 Maildir and spool stay in DIR/demo, so the rerun command of each clause
 works after the demo.
 
-Options:
+Exit status:
+  0    the demo ran and wrote its reports
+  1    a step failed; the message names it
+  2    invalid options
+  130  interrupted by Ctrl-C or SIGTERM; everything it started is stopped
+
+options:
 `
 
 // demoFiles are the reports the demo writes, relative to --out.
@@ -182,6 +188,9 @@ func (d *demo) run(ctx context.Context) (err error) {
 	conformResult, err := d.conform(ctx)
 	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 
 	loadResult, err := d.load(ctx)
