@@ -243,9 +243,13 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	if undecoded := meta.Undecoded(); len(undecoded) > 0 {
+		known := knownKeys()
 		keys := make([]string, len(undecoded))
 		for i, k := range undecoded {
 			keys[i] = k.String()
+			if suggestion := suggestKey(k.String(), known); suggestion != "" {
+				keys[i] += " (did you mean " + suggestion + "?)"
+			}
 		}
 		return nil, fmt.Errorf("config %s: unknown keys %s; see docs/amtpd.example.toml for the valid ones", path, strings.Join(keys, ", "))
 	}

@@ -241,7 +241,27 @@ var _ = Describe("Load", func() {
 
 	It("names an unknown top-level key", func() {
 		_, err := load("hostnme = \"mx.example.test\"\n" + minimalConfig)
-		Expect(err).To(MatchError(ContainSubstring("hostnme")))
+		Expect(err).To(MatchError(ContainSubstring("hostnme (did you mean hostname?)")))
+	})
+
+	It("suggests a key in the same table", func() {
+		_, err := load(minimalConfig + "\n[log]\nlevl = \"debug\"\n")
+		Expect(err).To(MatchError(ContainSubstring("log.levl (did you mean log.level?)")))
+	})
+
+	It("suggests a key of an array table", func() {
+		_, err := load(minimalConfig + "\n[[route]]\ndomain = \"x.test\"\nsmarthst = \"127.0.0.1:25\"\n")
+		Expect(err).To(MatchError(ContainSubstring("route.smarthst (did you mean route.smarthost?)")))
+	})
+
+	It("suggests a key of the private listener", func() {
+		_, err := load(minimalConfig + "\n[private]\nlistn = [\"127.0.0.1:4587\"]\n")
+		Expect(err).To(MatchError(ContainSubstring("private.listn (did you mean private.listen?)")))
+	})
+
+	It("suggests nothing for a key far from every known one", func() {
+		_, err := load(minimalConfig + "\n[log]\ncompletely_different = 1\n")
+		Expect(err).To(MatchError(ContainSubstring("log.completely_different;")))
 	})
 
 	It("rejects an invalid duration", func() {
