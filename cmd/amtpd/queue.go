@@ -198,7 +198,7 @@ func queueShow(dir, id string, stdout, stderr io.Writer) int {
 	for _, r := range env.Recipients {
 		fmt.Fprintf(w, "  <%s> %s, attempts: %d", r.Address, r.State, r.Attempts)
 		if r.LastError != "" {
-			fmt.Fprintf(w, ", last: %d %s", r.LastCode, oneLine(r.LastError, 200))
+			fmt.Fprintf(w, ", last: %d %s", r.LastCode, oneLine(r.LastError, 2000))
 		}
 		fmt.Fprintln(w)
 	}
@@ -276,7 +276,7 @@ func applyOffline(dir, cmd string) (string, error) {
 		return fmt.Sprintf("OK %d message(s) will be retried when amtpd starts", n), nil
 	case "RETRY":
 		if _, ok := spool.Get(fields[1]); !ok {
-			return "ERR message " + fields[1] + " is not in the queue", nil
+			return "ERR message " + fields[1] + " is not in the queue; run 'amtpd queue list' for the IDs", nil
 		}
 		if _, err := spool.Update(fields[1], queue.Record{Time: now, Type: queue.RecordRetry, NextAttempt: now}); err != nil {
 			return "", err
@@ -284,7 +284,7 @@ func applyOffline(dir, cmd string) (string, error) {
 		return "OK " + fields[1] + " will be retried when amtpd starts", nil
 	case "DELETE":
 		if _, ok := spool.Get(fields[1]); !ok {
-			return "ERR message " + fields[1] + " is not in the queue", nil
+			return "ERR message " + fields[1] + " is not in the queue; run 'amtpd queue list' for the IDs", nil
 		}
 		if err := spool.Remove(fields[1]); err != nil {
 			return "", err

@@ -75,7 +75,7 @@ func (d *Dispatcher) controlCommand(fields []string) string {
 	switch {
 	case fields[0] == "RETRY" && len(fields) == 2:
 		if !d.RetryNow(fields[1]) {
-			return "ERR message " + fields[1] + " is not in the queue"
+			return "ERR message " + fields[1] + " is not in the queue; run 'amtpd queue list' for the IDs"
 		}
 		d.log.Info("retry requested by the operator", "id", fields[1])
 		return "OK retrying " + fields[1]
