@@ -16,7 +16,10 @@ const backlogSlack = 5
 // runFindMax steps the open-loop rate up from cfg.Rate by FindMaxFactor.
 // After each step it waits for the step's units to finish and checks the
 // thresholds on that step alone. It stops at the first step that breaks
-// one, or whose relay delivery backlog keeps growing.
+// one, or whose relay delivery backlog keeps growing. Each step gets its
+// full cfg.StepDuration from its own start, so the wait after a step does
+// not shorten the next one. Only cfg.Duration, when set, ends the run
+// before cfg.FindMaxSteps steps; otherwise the steps alone bound it.
 func (g *generator) runFindMax(ctx context.Context, workers int) (string, *result.FindMax) {
 	g.keepSteps = true
 	arrivals, stop, wg, cancel := g.startWorkers(ctx, workers)
@@ -26,7 +29,6 @@ func (g *generator) runFindMax(ctx context.Context, workers int) (string, *resul
 	defer close(arrivals)
 
 	start := time.Now()
-	deadline := g.runDeadline(start, g.cfg.FindMaxSteps)
 	outcome := &result.FindMax{Reason: "every step passed"}
 	stepRate := g.cfg.Rate
 	if stepRate <= 0 {
@@ -36,8 +38,8 @@ func (g *generator) runFindMax(ctx context.Context, workers int) (string, *resul
 	for i := range g.cfg.FindMaxSteps {
 		stepStart := time.Now()
 		stepEnd := stepStart.Add(g.cfg.StepDuration)
-		if stepEnd.After(deadline) {
-			outcome.Reason = "the run's duration ended before a step failed"
+		if g.cfg.Duration > 0 && stepEnd.After(start.Add(g.cfg.Duration)) {
+			outcome.Reason = fmt.Sprintf("--duration %s ended before a step failed", g.cfg.Duration)
 			return stopDuration, outcome
 		}
 

@@ -283,7 +283,7 @@ func (g *generator) runDeadline(start time.Time, steps int) time.Time {
 	if g.cfg.Duration > 0 {
 		end = start.Add(g.cfg.Duration)
 	}
-	if steps > 1 || g.cfg.FindMax {
+	if steps > 1 {
 		stepsEnd := start.Add(time.Duration(steps) * g.cfg.StepDuration)
 		if end.IsZero() || stepsEnd.Before(end) {
 			end = stepsEnd

@@ -337,6 +337,45 @@ var _ = Describe("Run", func() {
 		Expect(*last.Passed).To(BeFalse())
 		Expect(last.Reason).To(ContainSubstring("p99(total)"))
 	})
+
+	It("runs every find-max step without --duration", func() {
+		// Every reply after the greeting waits 400 ms, so each step ends
+		// with a wait for its last connections.
+		server := startTestServer(testServerOptions{replyDelay: 400 * time.Millisecond})
+		r := runLoad(server.addr(), loadgen.Config{
+			Rate: 5, FindMax: true, FindMaxFactor: 2, FindMaxSteps: 3, StepDuration: time.Second,
+			Thresholds: []string{"errors<1%"},
+		})
+
+		Expect(r.Run.StopReason).To(Equal("find-max"))
+		Expect(r.FindMax).NotTo(BeNil())
+		Expect(r.FindMax.Reason).To(Equal("every step passed"))
+		Expect(r.FindMax.MaxSustainableRate).To(Equal(20.0))
+		Expect(r.Steps).To(HaveLen(3))
+		for i, rate := range []float64{5, 10, 20} {
+			step := r.Steps[i]
+			Expect(step.Rate).To(Equal(rate), "step %d", i+1)
+			// A whole second at the step's rate: the wait after the
+			// previous step took none of it.
+			Expect(step.Started).To(BeNumerically("~", rate, 1), "step %d", i+1)
+			Expect(step.Passed).NotTo(BeNil(), "step %d", i+1)
+			Expect(*step.Passed).To(BeTrue(), "step %d", i+1)
+		}
+	})
+
+	It("stops find-max at --duration", func() {
+		server := startTestServer(testServerOptions{})
+		r := runLoad(server.addr(), loadgen.Config{
+			Rate: 5, FindMax: true, FindMaxFactor: 2, FindMaxSteps: 3, StepDuration: time.Second,
+			Duration: 1500 * time.Millisecond, Thresholds: []string{"errors<1%"},
+		})
+
+		Expect(r.Run.StopReason).To(Equal("duration"))
+		Expect(r.FindMax).NotTo(BeNil())
+		Expect(r.FindMax.Reason).To(ContainSubstring("--duration 1.5s ended"))
+		Expect(r.Steps).To(HaveLen(1))
+		Expect(r.FindMax.MaxSustainableRate).To(Equal(5.0))
+	})
 })
 
 var _ = Describe("ParseLoopbackTarget", func() {
