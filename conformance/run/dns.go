@@ -2,13 +2,16 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/amtp-toolkit/amtp/fixtures/dnsserver"
@@ -122,10 +125,30 @@ func startZoneServer(ctx context.Context, m *pki.Manifest, addr string, extra ..
 	}
 	server, err := dnsserver.Start(ctx, addr, zone, slog.New(z.queries))
 	if err != nil {
-		return nil, fmt.Errorf("start the suite's DNS server: %w; pass another --dns-listen, or --dns external if you run one", err)
+		return nil, dnsStartError(addr, err)
 	}
 	z.server = server
 	return z, nil
+}
+
+// dnsStartError explains why the suite's DNS server could not start on
+// addr. The server under test resolves through addr, so the message
+// points to --dns-listen for a taken address, not to another port of the
+// suite's choice.
+func dnsStartError(addr string, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("start the suite's DNS server on %s: %w", addr, err)
+	}
+
+	// The socket error alone, without the advice of the DNS package, which
+	// does not fit a server under test that is configured with addr.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		err = opErr
+	}
+	return fmt.Errorf("start the suite's DNS server: %w: another process (such as 'amtpkit dns serve') is listening on %s; "+
+		"stop it, or give the server under test and the suite another address with --dns-listen "+
+		"(--dns external uses a DNS server that you run, but skips the relay and SRV checks)", err, addr)
 }
 
 // loopback6Zone returns an ip6.arpa zone for ::1 alone, without records,

@@ -75,6 +75,9 @@ var _ = Describe("zoneServer", Ordered, func() {
 
 	It("rejects a taken address", func() {
 		_, err := startZoneServer(context.Background(), m, z.Addr())
-		Expect(err).To(MatchError(ContainSubstring("pass another --dns-listen")))
+		Expect(err).To(MatchError(ContainSubstring("another process (such as 'amtpkit dns serve') is listening on " + z.Addr())))
+		Expect(err).To(MatchError(ContainSubstring("another address with --dns-listen")))
+		Expect(err).To(MatchError(ContainSubstring("skips the relay and SRV checks")))
+		Expect(err).NotTo(MatchError(ContainSubstring("port 0")))
 	})
 })
