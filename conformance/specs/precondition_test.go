@@ -58,3 +58,14 @@ func TestDescribeStepNamesTheStepsWithoutACommand(t *testing.T) {
 	long := "NOOP " + strings.Repeat("x", 200)
 	g.Expect(describeStep(long)).To(Equal("NOOP (a 207-octet line with CRLF)"))
 }
+
+// TestSystemPortRangeEndsAt1023 checks the boundary of the system ports of
+// RFC 6335 in the reason of 4.1-private-alternative-port.
+func TestSystemPortRangeEndsAt1023(t *testing.T) {
+	g := NewWithT(t)
+
+	g.Expect(systemPortRange(25)).To(Equal("inside the system port range 0-1023 (RFC 6335)"))
+	g.Expect(systemPortRange(1023)).To(HavePrefix("inside"))
+	g.Expect(systemPortRange(1024)).To(HavePrefix("outside"))
+	g.Expect(systemPortRange(2025)).To(Equal("outside the system port range 0-1023 (RFC 6335)"))
+}

@@ -10,6 +10,19 @@ import (
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 )
 
+// maxSystemPort is the highest system port of RFC 6335, section 6. The
+// draft's "0-1024" includes 1024, one port more.
+const maxSystemPort = 1023
+
+// systemPortRange returns whether port is inside or outside the system
+// port range, in words for a reason.
+func systemPortRange(port int) string {
+	if port > maxSystemPort {
+		return "outside the system port range 0-1023 (RFC 6335)"
+	}
+	return "inside the system port range 0-1023 (RFC 6335)"
+}
+
 // section4_1 checks draft section 4.1, Connection Requirements: the AMTP
 // port, and an alternative port for private connections only.
 func section4_1() {
@@ -19,15 +32,11 @@ func section4_1() {
 			if !ok {
 				return
 			}
-			portRange := "inside the system port range 0-1024"
-			if private > 1024 {
-				portRange = "outside the system port range 0-1024"
-			}
 			if private == public {
 				c.Info("the private listener uses the AMTP port %d of the public listener, on another address", private)
 				return
 			}
-			c.Info("the private listener uses port %d, not the AMTP port %d, %s", private, public, portRange)
+			c.Info("the private listener uses port %d, not the AMTP port %d, %s", private, public, systemPortRange(private))
 		})
 
 		clause("4.1-no-public-on-alternative-port", []string{"private"}, func(c *Check) {
