@@ -18,7 +18,7 @@ help:
 	@echo "make conform-repeat  run the conformance suite against amtpd RUNS times (default 20) and compare verdicts (needs jq)"
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 DEMO_OUT ?= reports
 

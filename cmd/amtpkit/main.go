@@ -10,8 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"syscall"
+
+	"github.com/amtp-toolkit/amtp/conformance/result"
+	"github.com/amtp-toolkit/amtp/conformance/run"
 )
 
 // command is one amtpkit subcommand. Run receives the arguments after the
@@ -24,11 +28,21 @@ type command struct {
 var commands = map[string]command{
 	"pki":     {summary: "create a throwaway test PKI (pki init --dir DIR)", run: runPKI},
 	"dns":     {summary: "serve a zone file on loopback (dns serve --zone FILE --listen ADDR)", run: runDNS},
+	"version": {summary: "print the suite version, the draft revision it checks and the Go version", run: runVersion},
 	"send":    {summary: "send one message over AMTP (send --to ADDR --mpc ROLE/CLASS --pki DIR --server ADDR [FILE])", run: runSend},
 	"conform": {summary: "check a server against the draft's clauses (conform --target HOST:PORT --pki DIR [--list])", run: runConform},
 	"report":  {summary: "render a saved result as HTML, JUnit or Markdown (report [--html F] [--junit F] RESULT.json; report compare A.json B.json)", run: runReport},
 	"load":    {summary: "drive a server with mutual-TLS load and per-phase latencies (load --target HOST:PORT --pki DIR --rate R --duration D)", run: runLoad},
 	"demo":    {summary: "stage amtpd on loopback, run the suite and a short load against it, write reports (demo [--out DIR])", run: runDemo},
+}
+
+// runVersion runs "amtpkit version".
+func runVersion(_ context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageErrorf("unexpected argument %q; version takes none", args[0])
+	}
+	fmt.Fprintf(stdout, "amtpkit %s, checks %s, built with %s\n", run.SuiteVersion(), result.Draft, runtime.Version())
+	return nil
 }
 
 // errUsage marks an error caused by bad command-line arguments; it maps to
