@@ -95,6 +95,39 @@ var _ = Describe("amtpkit report", func() {
 		Expect(run.stderr).To(ContainSubstring("needs --baseline"))
 	})
 
+	// These run the binary, because the flag package writes to the
+	// process's stderr rather than to runMain's.
+	It("names an unknown option in one line", func() {
+		for _, c := range []struct {
+			command string
+			args    []string
+		}{
+			{"report", []string{"report", "--htm", filepath.Join(dir, "x.html"), reportFixture}},
+			{"report compare", []string{"report", "compare", reportFixture, reportFixture, "--htm", filepath.Join(dir, "x.html")}},
+		} {
+			args := c.args
+			run := runConformCommand(builtBinary("amtpkit"), args...)
+			Expect(run.code).To(Equal(2), "%v", args)
+			Expect(run.stderr).To(ContainSubstring("flag provided but not defined: -htm; run 'amtpkit %s --help' for the options", c.command))
+			Expect(run.stderr).NotTo(ContainSubstring("usage:"), "%v", args)
+			Expect(strings.Count(strings.TrimSpace(run.stderr), "\n")).To(Equal(0), run.stderr)
+		}
+	})
+
+	It("prints the help once", func() {
+		run := runConformCommand(builtBinary("amtpkit"), "report", "--help")
+		Expect(run.code).To(Equal(0), run.stderr)
+		Expect(strings.Count(run.stdout+run.stderr, "usage: amtpkit report")).To(Equal(1))
+	})
+
+	It("names the report path when its folder is missing", func() {
+		page := filepath.Join(dir, "missing", "x.html")
+		run := runPKICommand("report", "--html", page, reportFixture)
+		Expect(run.code).To(Equal(1))
+		Expect(run.stderr).To(ContainSubstring(page))
+		Expect(run.stderr).NotTo(ContainSubstring(".x.html."))
+	})
+
 	Describe("--baseline", func() {
 		It("exits 0 with old failures only", func() {
 			run := runPKICommand("report", "--baseline", reportFixture, "--fail-on-regression", reportFixture)

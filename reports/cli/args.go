@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"flag"
+	"io"
 )
 
 // parseInterspersed parses the options in args wherever they stand among
@@ -16,14 +17,24 @@ import (
 func parseInterspersed(flags *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 
+	// The flag package prints an invalid option and then the whole usage.
+	// Its output is discarded while it parses, so that --help prints the
+	// usage once and an invalid option becomes one usage error.
+	output := flags.Output()
+	flags.SetOutput(io.Discard)
+	defer flags.SetOutput(output)
+
 	// Each round consumes at least one argument, so the loop ends after at
 	// most len(args) rounds.
 	for len(args) > 0 {
-		if err := flags.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%v", err)
+		err := flags.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			flags.SetOutput(output)
+			flags.Usage()
+			return nil, err
+		}
+		if err != nil {
+			return nil, usageErrorf("%v; run '%s --help' for the options", err, flags.Name())
 		}
 		rest := flags.Args()
 		consumed := args[:len(args)-len(rest)]

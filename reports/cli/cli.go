@@ -79,24 +79,40 @@ func (o output) write(render func(io.Writer) error) error {
 		return render(o.stdout)
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+".*")
+	dir := filepath.Dir(o.path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(o.path)+".*")
 	if err != nil {
-		return fmt.Errorf("write report %s: %w", o.path, err)
+		return o.fileError(err, fmt.Sprintf("; check that the folder %s exists and is writable", dir))
 	}
 	defer os.Remove(tmp.Name())
 
 	renderErr := render(tmp)
 	closeErr := tmp.Close()
 	if err := errors.Join(renderErr, closeErr); err != nil {
-		return fmt.Errorf("write report %s: %w", o.path, err)
+		return o.fileError(err, "")
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write report %s: %w", o.path, err)
+		return o.fileError(err, "")
 	}
 	if err := os.Rename(tmp.Name(), o.path); err != nil {
-		return fmt.Errorf("write report %s: %w", o.path, err)
+		return o.fileError(err, "")
 	}
 	return nil
+}
+
+// fileError wraps an error of writing the report, followed by hint. The
+// user never named the temporary file, so an error about a file
+// operation keeps only its cause and names o.path instead.
+func (o output) fileError(err error, hint string) error {
+	var pathErr *os.PathError
+	var linkErr *os.LinkError
+	switch {
+	case errors.As(err, &pathErr):
+		err = pathErr.Err
+	case errors.As(err, &linkErr):
+		err = linkErr.Err
+	}
+	return fmt.Errorf("write report %s: %w%s", o.path, err, hint)
 }
 
 // splitNamed splits a "name=path" argument. An argument that names an

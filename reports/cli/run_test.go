@@ -108,6 +108,27 @@ var _ = Describe("Run", func() {
 		})
 	})
 
+	Describe("writing reports", func() {
+		It("names the given path when the folder is missing", func() {
+			for _, example := range []string{conformanceExample, loadExample} {
+				page := filepath.Join(dir, "missing", "x.html")
+				_, _, err := run("--html", page, example)
+				Expect(err).To(MatchError(HavePrefix("write report " + page + ": ")), example)
+				Expect(err).To(MatchError(ContainSubstring("check that the folder " + filepath.Dir(page) + " exists")), example)
+				Expect(err.Error()).NotTo(ContainSubstring(".x.html."), example)
+				Expect(errors.Is(err, os.ErrNotExist)).To(BeTrue(), example)
+			}
+		})
+
+		It("names the given path when it is a folder", func() {
+			page := filepath.Join(dir, "x.html")
+			Expect(os.Mkdir(page, 0o755)).To(Succeed())
+			_, _, err := run("--html", page, conformanceExample)
+			Expect(err).To(MatchError(HavePrefix("write report " + page + ": ")))
+			Expect(err.Error()).NotTo(ContainSubstring(".x.html."))
+		})
+	})
+
 	Describe("compare", func() {
 		It("names the kind of each file in a mix", func() {
 			_, _, err := run("compare", loadExample, conformanceExample)
