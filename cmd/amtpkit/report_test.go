@@ -118,6 +118,11 @@ var _ = Describe("amtpkit report", func() {
 		run := runConformCommand(builtBinary("amtpkit"), "report", "--help")
 		Expect(run.code).To(Equal(0), run.stderr)
 		Expect(strings.Count(run.stdout+run.stderr, "usage: amtpkit report")).To(Equal(1))
+
+		help := strings.Join(strings.Fields(run.stderr), " ")
+		Expect(help).To(ContainSubstring("A column is named NAME when the argument is NAME=RESULT.json, else after the result's target (its path when it has none)."))
+		Expect(help).To(ContainSubstring("Results without NAME that share a target are named after their file's base name instead"))
+		Expect(help).To(ContainSubstring(`a name that still repeats gets a suffix such as " (2)"`))
 	})
 
 	It("names the report path when its folder is missing", func() {

@@ -36,7 +36,11 @@ each difference. The Markdown lists the changes before the summary, and
 the HTML page after its headline.
 
 'compare' puts several conformance results side by side, one column per
-result, named after NAME or the result's target; or two load results.
+result, or two load results. A column is named NAME when the argument is
+NAME=RESULT.json, else after the result's target (its path when it has
+none). Results without NAME that share a target are named after their
+file's base name instead, and a name that still repeats gets a suffix
+such as " (2)".
 
 Options may stand before, between or after the result files; "--" ends
 the options, so that a file named like an option can follow.
@@ -54,9 +58,10 @@ options:
 const CompareUsage = `usage: amtpkit report compare [--html FILE] [--markdown FILE] [NAME=]RESULT.json...
 
 Puts two or more conformance results side by side: one row per clause and
-one column per result, named NAME or after the result's target. Results
-without NAME that share a target are named after their file's base name,
-and a name that still repeats gets a suffix such as " (2)". Rows whose
+one column per result, named NAME or after the result's target (its path
+when it has none). Results without NAME that share a target are named
+after their file's base name instead, and a name that still repeats gets
+a suffix such as " (2)". Rows whose
 verdicts differ come first, in Markdown and HTML, and the HTML page can
 hide the rest. Two load results give a side-by-side HTML page of both
 runs. All files must be results of one kind. Options may stand anywhere
