@@ -17,10 +17,13 @@ import (
 	"github.com/amtp-toolkit/amtp/reports/load"
 )
 
-const loadUsage = `usage: amtpkit load --target IP:PORT --pki DIR --scenario NAME
-                    (--rate R | --rate-steps R1,R2,... | --concurrency C | --find-max)
-                    (--duration D | --count N) [options]
-       amtpkit load merge [--json OUT] RESULT.json...
+const loadUsage = `usage: amtpkit load --target IP:PORT --pki DIR [--scenario NAME]
+                    (--rate R | --concurrency C) (--duration D | --count N)
+                    [options]
+       amtpkit load --target IP:PORT --pki DIR [--scenario NAME]
+                    (--rate-steps R1,R2,... | --rate R --find-max)
+                    [--duration D] [--count N] [options]
+       amtpkit load merge --json OUT [--html FILE] RESULT.json...
 
 Drives an AMTP server on loopback with mutual-TLS connections and records
 per-phase latencies in HDR histograms. Scenarios: handshake (connect, TLS
@@ -31,7 +34,10 @@ amtpkit runs, found by SRV in the DNS zone it serves on --dns-listen).
 
 --rate runs open loop: connections start at that rate whatever the
 server does, and latency counts from the intended start. --concurrency
-runs closed loop: that many connections back to back. See docs/load.md.
+runs closed loop: that many connections back to back. --rate-steps and
+--find-max run their steps of --step-duration each, so the run needs no
+other bound. The scenario is handshake unless --scenario says otherwise.
+See docs/load.md.
 
 'merge' combines the JSON results of the shards of a --shard run, exactly.
 
@@ -206,10 +212,10 @@ func finishLoad(r *result.Result, jsonPath, htmlPath string, stdout io.Writer) e
 func runLoadMerge(args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("amtpkit load merge", flag.ContinueOnError)
 	jsonPath := flags.String("json", "", "write the merged JSON result to `FILE` (required)")
-	flags.StringVar(jsonPath, "o", "", "same as --json")
+	flags.StringVar(jsonPath, "o", "", "write the merged JSON result to `FILE`, the same as --json")
 	htmlPath := flags.String("html", "", "also write the merged result as an HTML page to `FILE`")
 	flags.Usage = func() {
-		fmt.Fprint(flags.Output(), "usage: amtpkit load merge --json OUT RESULT.json...\n\nMerges the results of the shards of one --shard run, or of separate runs\nof one scenario: counts add up and histograms merge exactly. Thresholds of\nthe inputs are checked again on the merged result.\n\noptions:\n")
+		fmt.Fprint(flags.Output(), "usage: amtpkit load merge --json OUT [--html FILE] RESULT.json...\n\nMerges the results of the shards of one --shard run, or of separate runs\nof one scenario: counts add up and histograms merge exactly. Thresholds of\nthe inputs are checked again on the merged result.\n\noptions:\n")
 		flags.PrintDefaults()
 	}
 	if err := parseFlags(flags, args); err != nil {

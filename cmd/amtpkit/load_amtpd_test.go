@@ -264,12 +264,32 @@ var _ = Describe("load", Ordered, func() {
 			Entry("a negative timeout", "127.0.0.1:4025", []string{"--timeout", "-1s"}, "--timeout -1s is invalid"),
 		)
 
-		It("describes rate and shard in the help", func() {
+		It("describes the options in the help", func() {
 			run := waitLoad(startLoad(amtpkitPath, "load", "--help"))
 			Expect(run.code).To(Equal(0))
 			Expect(run.stderr).To(ContainSubstring("-rate rate\n"))
 			Expect(run.stderr).To(ContainSubstring("rate of connections started per second"))
 			Expect(run.stderr).To(ContainSubstring("numbered from 0"))
+
+			// Only the options without a default are required.
+			Expect(run.stderr).To(ContainSubstring("usage: amtpkit load --target IP:PORT --pki DIR [--scenario NAME]\n"))
+			Expect(run.stderr).To(ContainSubstring("(--rate-steps R1,R2,... | --rate R --find-max)\n"))
+			Expect(run.stderr).To(ContainSubstring("amtpkit load merge --json OUT [--html FILE] RESULT.json..."))
+			Expect(run.stderr).To(ContainSubstring(`(default "handshake")`))
+		})
+
+		It("names the placeholders of load merge in the help", func() {
+			run := waitLoad(startLoad(amtpkitPath, "load", "merge", "--help"))
+			Expect(run.code).To(Equal(0))
+			Expect(run.stderr).To(ContainSubstring("usage: amtpkit load merge --json OUT [--html FILE] RESULT.json..."))
+			Expect(run.stderr).To(ContainSubstring("-o FILE\n"))
+			Expect(run.stderr).NotTo(MatchRegexp(`-\w+ string\n`))
+		})
+
+		It("rejects load merge without --json", func() {
+			run := waitLoad(startLoad(amtpkitPath, "load", "merge", "a.json", "b.json"))
+			Expect(run.code).To(Equal(2))
+			Expect(run.stderr).To(ContainSubstring("missing --json OUT"))
 		})
 
 		It("rejects a run without a bound", func() {
