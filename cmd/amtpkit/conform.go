@@ -61,6 +61,7 @@ Exit status:
   1  a MUST-class clause failed
   2  invalid options
   3  the harness had errors (and no MUST-class clause failed)
+  130  interrupted by SIGINT or SIGTERM; the partial result is written
 
 options:
 `
@@ -68,8 +69,12 @@ options:
 // defaultResultFile is the file of the JSON result without --json.
 const defaultResultFile = "amtp-conformance.json"
 
-// Exit statuses of "conform" beyond those of runMain.
-const conformHarnessError = 3
+// Exit statuses of "conform" beyond those of runMain. conformInterrupted
+// is the shell's status of a process that SIGINT ended, 128 + 2.
+const (
+	conformHarnessError = 3
+	conformInterrupted  = 130
+)
 
 // stringList is a flag that may be repeated; each value may also hold a
 // comma-separated list.
@@ -154,6 +159,9 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	printSummary(stdout, r, *jsonPath, writeErr)
 	writeErr = errors.Join(writeErr, writeReports(stdout, r, reports))
 
+	if r.Environment.Interrupted {
+		return &exitError{status: conformInterrupted, err: errors.New(conformInterruption(r, *jsonPath, writeErr))}
+	}
 	status := conformStatus(r, writeErr)
 	if status == 0 {
 		return nil
@@ -180,6 +188,23 @@ func conformFailure(r *result.Result, writeErr error) string {
 		parts = append(parts, fmt.Sprintf("results not written: %v", writeErr))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// conformInterruption returns the last line of an interrupted run: the
+// cause, how many clauses were checked, and where the result is.
+func conformInterruption(r *result.Result, jsonPath string, writeErr error) string {
+	checked := 0
+	for _, c := range r.Clauses {
+		if c.Verdict != result.Skip && c.Verdict != result.Untestable {
+			checked++
+		}
+	}
+	line := fmt.Sprintf("interrupted (%s) after checking %s; the clauses it cut short are skipped, not failed",
+		r.Environment.InterruptReason, result.Count(checked, "clause", "clauses"))
+	if writeErr != nil {
+		return line + fmt.Sprintf("; results not written: %v", writeErr)
+	}
+	return line + "; partial result in " + jsonPath
 }
 
 // conformStatus returns the exit status for a result.

@@ -15,6 +15,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 
 	"github.com/amtp-toolkit/amtp/conformance/catalogue"
@@ -417,6 +418,44 @@ var _ = Describe("conform", Ordered, func() {
 			Expect(run.code).To(Equal(0), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
 			Expect(run.stderr).To(ContainSubstring("4.4.1-helo-rejected"))
 			Expect(run.stderr).To(MatchRegexp(`Ran 1 of \d+ Specs`))
+		})
+
+		It("records an interrupt as skips and exits with 130", func() {
+			dir := GinkgoT().TempDir()
+			jsonPath := filepath.Join(dir, "result.json")
+			markdownPath := filepath.Join(dir, "result.md")
+			args := append([]string{"conform", "--target", srv.public, "--pki", st.manifest.Dir(),
+				"--dns-listen", st.dnsListen, "--json", jsonPath, "--markdown", markdownPath,
+				"--private-target", srv.private, "--maildir", srv.maildir, "--timeout", "3s"}, st.sinkArgs()...)
+			session, err := gexec.Start(exec.Command(amtpkitPath, args...), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+
+			// The first letter of the progress report: a check ended and
+			// the next one is running.
+			Eventually(session.Err, 30*time.Second).Should(gbytes.Say(`\n\S+ +[.FWisE]`))
+			session.Signal(os.Interrupt)
+			Eventually(session, conformRunTimeout).Should(gexec.Exit())
+			stderr := string(session.Err.Contents())
+			Expect(session.ExitCode()).To(Equal(130), "stdout:\n%s\nstderr:\n%s", session.Out.Contents(), stderr)
+
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			Expect(lines[len(lines)-1]).To(HavePrefix("amtpkit conform: interrupted (interrupt signal received) after checking "))
+			Expect(lines[len(lines)-1]).To(HaveSuffix("partial result in " + jsonPath))
+			Expect(markdownPath).To(BeAnExistingFile())
+
+			r, err := result.Load(jsonPath)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.Environment.Interrupted).To(BeTrue())
+			Expect(r.Environment.InterruptReason).To(Equal("interrupt signal received"))
+			notRun := 0
+			for _, c := range r.Clauses {
+				Expect(c.Verdict).NotTo(Equal(result.Fail), "%s: %s", c.ID, c.Reason)
+				Expect(c.Verdict).NotTo(Equal(result.Error), "%s: %s", c.ID, c.Reason)
+				if strings.HasPrefix(c.Reason, "not run: the run was interrupted before this check") {
+					notRun++
+				}
+			}
+			Expect(notRun).To(BeNumerically(">", 0))
 		})
 
 		It("fails the literal readings under --strict", func() {

@@ -89,6 +89,13 @@ type Environment struct {
 	// DNSOverrides lists the records that the suite's DNS server changed
 	// in the PKI zone for the whole run.
 	DNSOverrides []string `json:"dns_overrides,omitempty"`
+	// Interrupted is true when the run was canceled, such as by SIGINT,
+	// before every selected check ended. The suite records the checks that
+	// the cancellation cut short, and those after them, as skipped.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// InterruptReason is the cause of the cancellation, such as
+	// "interrupt signal received". It is empty unless Interrupted.
+	InterruptReason string `json:"interrupt_reason,omitempty"`
 	// Problems lists harness problems that concern no single clause, such
 	// as a spec that names an ID missing from the catalogue.
 	Problems []string `json:"problems,omitempty"`

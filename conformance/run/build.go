@@ -17,7 +17,9 @@ import (
 // build makes the result of a run from the outcomes the specs recorded.
 // given are the options as the user passed them, for the rerun commands,
 // and opts the options with defaults.
-func build(given, opts Options, filter string, start, end time.Time) *result.Result {
+// interruption is the cause of the run's cancellation, or "" when the run
+// was not canceled.
+func build(given, opts Options, filter, interruption string, start, end time.Time) *result.Result {
 	outcomes := specs.Outcomes()
 	selected, _ := types.ParseLabelFilter(filter)
 	hasSpec := map[string]bool{}
@@ -50,6 +52,8 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 				entry.Outcome = o
 			} else if !selected(specs.SpecLabels(c.ID)) {
 				entry.Verdict, entry.Reason = result.Skip, "not selected by --focus, --skip or --label-filter"
+			} else if interruption != "" {
+				entry.Verdict, entry.Reason = result.Skip, fmt.Sprintf("not run: the run was interrupted before this check (%s)", interruption)
 			} else {
 				entry.Verdict, entry.Reason = result.Skip, "not run: the run ended before this check"
 			}
@@ -68,6 +72,8 @@ func build(given, opts Options, filter string, start, end time.Time) *result.Res
 		Start:           start,
 		End:             end,
 		DurationSeconds: end.Sub(start).Seconds(),
+		Interrupted:     interruption != "",
+		InterruptReason: interruption,
 	}
 	if ran, ok, reason, tls := specs.Baseline(); ran {
 		env.Baseline = &result.Baseline{OK: ok, Reason: reason}

@@ -64,7 +64,8 @@ func (r *failureRecorder) Fail() {
 // Run checks the server at opts.Target and returns the result. It returns
 // an error wrapping ErrInvalidOptions for bad options, and another error
 // when the harness cannot start, such as when the DNS address is taken.
-// Canceling ctx ends the running check and skips the rest.
+// Canceling ctx ends the running check and skips it and the rest, and the
+// result records the interruption with the cause of ctx.
 func Run(ctx context.Context, opts Options) (*result.Result, error) {
 	given := opts
 	opts, err := opts.withDefaults()
@@ -154,7 +155,11 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 	runSpecs(opts, filter, false)
 	end := time.Now()
 
-	r := build(given, opts, filter, start, end)
+	interruption := ""
+	if ctx.Err() != nil {
+		interruption = context.Cause(ctx).Error()
+	}
+	r := build(given, opts, filter, interruption, start, end)
 	if zone != nil {
 		r.Environment.DNSOverrides = zone.PTROverrides()
 	}

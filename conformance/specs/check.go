@@ -59,9 +59,12 @@ type Check struct {
 	ctx   context.Context
 	start time.Time
 
-	mu       sync.Mutex
-	outcome  result.Outcome
-	done     bool
+	mu      sync.Mutex
+	outcome result.Outcome
+	done    bool
+	// cutShort is true when the verdict was recorded after the check's
+	// context ended, so that it may judge a canceled step.
+	cutShort bool
 	sessions []*Session
 	evidence []result.Evidence
 }
@@ -91,8 +94,8 @@ func clause(id string, needs []string, body func(c *Check)) {
 		defer stop()
 
 		c := &Check{Clause: cl, ctx: ctx, start: time.Now()}
-		if runCtx().Err() != nil {
-			c.Skip("the run was canceled before this check")
+		if reason := Interruption(); reason != "" {
+			c.Skip("not run: the run was interrupted before this check (%s)", reason)
 		} else {
 			c.run(body)
 		}
@@ -124,7 +127,16 @@ func (c *Check) finish() {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.done {
+	interruption := Interruption()
+	switch {
+	case (c.cutShort || !c.done) && interruption != "":
+		c.outcome = interruptedOutcome(c.outcome, interruption)
+		c.done = true
+	case c.cutShort:
+		// Ginkgo's own interrupt handler may cancel the spec before the
+		// run's context ends, so recordUnfinished looks at this mark.
+		markCutShort(c.Clause.ID)
+	case !c.done:
 		c.outcome.Verdict = result.Error
 		c.outcome.Reason = "the check recorded no verdict"
 		c.done = true
@@ -170,6 +182,30 @@ func (c *Check) set(v result.Verdict, format string, args []any) {
 	c.outcome.Verdict = v
 	c.outcome.Reason = reason
 	c.done = true
+	c.cutShort = c.ctx.Err() != nil
+}
+
+// Interruption returns why the run was canceled, such as "interrupt
+// signal received", or "" while it runs.
+func Interruption() string {
+	ctx := runCtx()
+	if ctx.Err() == nil {
+		return ""
+	}
+	return context.Cause(ctx).Error()
+}
+
+// interruptedOutcome turns the outcome of a check that the run's
+// cancellation cut short into a skip. A step that the cancellation ended
+// says nothing about the server, so the verdict it led to is kept only as
+// an observation.
+func interruptedOutcome(o result.Outcome, interruption string) result.Outcome {
+	if o.Verdict != "" {
+		o.Observations = append(o.Observations, fmt.Sprintf("verdict %s set aside because the run was interrupted: %s", o.Verdict, o.Reason))
+	}
+	o.Verdict = result.Skip
+	o.Reason = fmt.Sprintf("not checked: the run was interrupted during this check (%s)", interruption)
+	return o
 }
 
 // Pass records that the server keeps the clause.

@@ -27,7 +27,10 @@ var store = struct {
 	// idle is the run's idle-session observation, nil until a timeout
 	// check makes it.
 	idle *idleResult
-}{outcomes: map[string]result.Outcome{}, specLabels: map[string][]string{}, baselines: map[listenerKind]*baselineState{}}
+	// cutShort are the clause IDs whose verdict was recorded after the
+	// check's context ended while the run's context had not.
+	cutShort map[string]bool
+}{outcomes: map[string]result.Outcome{}, specLabels: map[string][]string{}, baselines: map[listenerKind]*baselineState{}, cutShort: map[string]bool{}}
 
 // baselineState is the outcome of the first session with the valid client
 // certificate.
@@ -50,6 +53,30 @@ func Reset() {
 	store.outcomes = map[string]result.Outcome{}
 	store.baselines = map[listenerKind]*baselineState{}
 	store.idle = nil
+	store.cutShort = map[string]bool{}
+}
+
+// markCutShort notes that the verdict of id was recorded after its check's
+// context ended.
+func markCutShort(id string) {
+	store.Lock()
+	defer store.Unlock()
+	store.cutShort[id] = true
+}
+
+// replaceCutShort replaces the outcome of id with the result of change
+// when the verdict of id was recorded after its check's context ended. It
+// reports whether it did.
+func replaceCutShort(id string, change func(result.Outcome) result.Outcome) bool {
+	store.Lock()
+	defer store.Unlock()
+	o, ok := store.outcomes[id]
+	if !ok || !store.cutShort[id] {
+		return false
+	}
+	store.outcomes[id] = change(o)
+	delete(store.cutShort, id)
+	return true
 }
 
 // Outcomes returns a copy of the outcomes recorded so far, by clause ID.

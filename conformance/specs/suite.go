@@ -60,11 +60,30 @@ func recordUnfinished(report SpecReport) {
 		// Skipped by the label filter: not run, nothing to record.
 		return
 	}
+	interrupted := report.State == types.SpecStateInterrupted
+	interruption := report.Failure.Message
+	if reason := Interruption(); reason != "" {
+		interruption = reason
+	}
+	setAside := func(o result.Outcome) result.Outcome {
+		return interruptedOutcome(o, interruption)
+	}
+
 	for _, label := range report.Labels() {
 		if SpecLabels(label) == nil {
 			continue
 		}
 		if _, ok := recorded(label); ok {
+			if interrupted {
+				// Ginkgo's interrupt handler canceled the check, which may
+				// have judged the canceled step before the run's context
+				// ended too.
+				replaceCutShort(label, setAside)
+			}
+			return
+		}
+		if interrupted {
+			record(label, setAside(result.Outcome{Transcript: []result.Evidence{}}))
 			return
 		}
 		reason := fmt.Sprintf("the spec ended as %s before the check recorded a verdict", report.State)
