@@ -113,8 +113,8 @@ var _ = Describe("Run", func() {
 			for _, example := range []string{conformanceExample, loadExample} {
 				page := filepath.Join(dir, "missing", "x.html")
 				_, _, err := run("--html", page, example)
-				Expect(err).To(MatchError(HavePrefix("write report " + page + ": ")), example)
-				Expect(err).To(MatchError(ContainSubstring("check that the folder " + filepath.Dir(page) + " exists")), example)
+				Expect(err).To(MatchError(HavePrefix("write report "+page+": ")), example)
+				Expect(err).To(MatchError(ContainSubstring("check that the folder "+filepath.Dir(page)+" exists")), example)
 				Expect(err.Error()).NotTo(ContainSubstring(".x.html."), example)
 				Expect(errors.Is(err, os.ErrNotExist)).To(BeTrue(), example)
 			}

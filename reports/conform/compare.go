@@ -200,6 +200,20 @@ func (m Matrix) Differing() int {
 	return n
 }
 
+// differingText returns the sentences of the Markdown and the HTML page
+// that count the clauses whose verdicts differ and state where they are
+// listed.
+func (m Matrix) differingText() string {
+	switch n := m.Differing(); n {
+	case 0:
+		return "No clause has different verdicts."
+	case 1:
+		return fmt.Sprintf("1 of %s has different verdicts. It comes first, and the rest follow in catalogue order.", plural(len(m.Rows), "clause"))
+	default:
+		return fmt.Sprintf("%d of %d clauses have different verdicts. They come first, and the rest follow in catalogue order.", n, len(m.Rows))
+	}
+}
+
 // WriteCompareMarkdown writes the matrix as a Markdown table, with the
 // rows whose verdicts differ first, so that the differences lead.
 func WriteCompareMarkdown(w io.Writer, m Matrix) error {
@@ -226,7 +240,7 @@ func WriteCompareMarkdown(w io.Writer, m Matrix) error {
 		}
 		out.WriteString("\n")
 	}
-	fmt.Fprintf(&out, "\n%d of %d clauses have different verdicts. They come first, and the rest follow in catalogue order.\n", m.Differing(), len(m.Rows))
+	fmt.Fprintf(&out, "\n%s\n", m.differingText())
 
 	if _, err := io.WriteString(w, out.String()); err != nil {
 		return fmt.Errorf("write Markdown comparison: %w", err)
@@ -246,9 +260,18 @@ func WriteCompareHTML(w io.Writer, m Matrix) error {
 	data := struct {
 		Matrix
 		Ordered     []MatrixRow
+		Sizes       string
+		Differences string
 		CSS         template.CSS
 		PrintScript template.JS
-	}{Matrix: m, Ordered: m.DifferingFirst(), CSS: page.CSS, PrintScript: page.PrintScript}
+	}{
+		Matrix:      m,
+		Ordered:     m.DifferingFirst(),
+		Sizes:       plural(len(m.Rows), "clause") + ", " + plural(len(m.Columns), "implementation"),
+		Differences: m.differingText(),
+		CSS:         page.CSS,
+		PrintScript: page.PrintScript,
+	}
 	if err := comparePage.Execute(w, data); err != nil {
 		return fmt.Errorf("write HTML comparison: %w", err)
 	}

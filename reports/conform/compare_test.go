@@ -86,7 +86,7 @@ var _ = Describe("Compare", func() {
 		var out bytes.Buffer
 		Expect(conform.WriteCompareHTML(&out, m)).To(Succeed())
 		Expect(out.String()).To(MatchRegexp(`(?s)data-clause="rfc5321-4.1.1.1-ehlo-reply".*data-clause="4.2-tls-required"`))
-		Expect(out.String()).To(ContainSubstring("They come first"))
+		Expect(out.String()).To(ContainSubstring("It comes first"))
 	})
 
 	It("renders Markdown with differences first", func() {
@@ -96,7 +96,7 @@ var _ = Describe("Compare", func() {
 		Expect(conform.WriteCompareMarkdown(&out, m)).To(Succeed())
 		Expect(out.String()).To(ContainSubstring("| `rfc5321-4.1.1.1-ehlo-reply` | MUST | pass | fail |"))
 		Expect(out.String()).To(MatchRegexp("(?s)overall.*rfc5321-4.1.1.1-ehlo-reply.*4.2-tls-required"))
-		Expect(out.String()).To(ContainSubstring("1 of 8 clauses have different verdicts"))
+		Expect(out.String()).To(ContainSubstring("1 of 8 clauses has different verdicts. It comes first"))
 	})
 
 	It("renders HTML with a cell per result", func() {
@@ -107,6 +107,26 @@ var _ = Describe("Compare", func() {
 		Expect(out.String()).To(ContainSubstring(`<tr class="differs" data-clause="rfc5321-4.1.1.1-ehlo-reply">`))
 		Expect(out.String()).To(ContainSubstring(`&lt;a&gt;`))
 		Expect(out.String()).NotTo(ContainSubstring(`<th class="cell"><a></th>`))
+		Expect(out.String()).To(ContainSubstring("<p>8 clauses, 2 implementations. 1 of 8 clauses has different verdicts. It comes first"))
+	})
+
+	It("counts the differing clauses in words", func() {
+		two := withVerdict(fixture(), "rfc5321-4.1.1.1-ehlo-reply", result.Fail)
+		two = withVerdict(two, "4.2-tls-required", result.Fail)
+		for _, c := range []struct {
+			other *result.Result
+			text  string
+		}{
+			{fixture(), "No clause has different verdicts."},
+			{two, "2 of 8 clauses have different verdicts. They come first"},
+		} {
+			m := conform.Compare([]conform.Named{{Name: "a", Result: fixture()}, {Name: "b", Result: c.other}})
+			var page, markdown bytes.Buffer
+			Expect(conform.WriteCompareHTML(&page, m)).To(Succeed())
+			Expect(conform.WriteCompareMarkdown(&markdown, m)).To(Succeed())
+			Expect(page.String()).To(ContainSubstring(c.text))
+			Expect(markdown.String()).To(ContainSubstring(c.text))
+		}
 	})
 })
 

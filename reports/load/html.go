@@ -40,8 +40,11 @@ type loadReport struct {
 	Alerts     template.HTML
 	Others     template.HTML
 	Passed     bool
-	CSS        template.CSS
-	Print      template.JS
+	// HasSink is true for the relay scenario, the only one with a sink
+	// that counts deliveries.
+	HasSink bool
+	CSS     template.CSS
+	Print   template.JS
 }
 
 // WriteHTML writes r as one self-contained HTML page with the run's
@@ -64,6 +67,7 @@ func WriteHTML(w io.Writer, r *result.Result) error {
 		Alerts:     errorChart("Errors by TLS alert", r.Errors, result.ErrorTLSAlert).SVG(),
 		Others:     errorChart("Other errors", r.Errors, result.ErrorTLS, result.ErrorNetwork, result.ErrorProtocol).SVG(),
 		Passed:     r.ThresholdsPassed(),
+		HasSink:    r.Run.Scenario == result.ScenarioRelay,
 		CSS:        page.CSS,
 		Print:      page.PrintScript,
 	}

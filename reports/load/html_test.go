@@ -97,6 +97,24 @@ var _ = Describe("WriteHTML", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(pageOf(r)).To(ContainSubstring(`data-passed="true"`))
 	})
+
+	It("names the total phase by its name", func() {
+		page := pageOf(synthetic(5, 1))
+		Expect(page).To(ContainSubstring("Latency of a whole unit of work (the phase <code>total</code>)"))
+		Expect(page).NotTo(ContainSubstring("PhaseTotal"))
+	})
+
+	It("counts deliveries only with a sink", func() {
+		r, err := result.Load(filepath.Join("testdata", "run.json"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(r.Run.Scenario).To(Equal(result.ScenarioSession))
+		Expect(pageOf(r)).To(ContainSubstring("<dt>accepted</dt>"))
+		Expect(pageOf(r)).NotTo(ContainSubstring("delivered"))
+
+		r.Run.Scenario = result.ScenarioRelay
+		r.Counts.MessagesDelivered = 7
+		Expect(pageOf(r)).To(ContainSubstring("<dt>delivered to the sink</dt><dd>7</dd>"))
+	})
 })
 
 var _ = Describe("WriteMarkdown", func() {
