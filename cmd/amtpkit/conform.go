@@ -53,8 +53,10 @@ skipped without it.
 
 --focus and --skip take a clause ID (4.4.1-helo-rejected), a section
 (4.4 selects 4.4.1 to 4.4.4; rfc5321-4.1.1.4 for RFC 5321) or a level
-(MUST, MUST-NOT, SHOULD, ...), and may be repeated. --list prints the
-clause IDs and which of them have a spec, without connecting.
+(MUST, MUST-NOT, SHOULD, ...), and may be repeated. A selection that
+leaves no clause to check is invalid. --list prints, without connecting,
+the clause IDs, whether the suite checks each on the wire, and the labels
+that --label-filter can name.
 
 Exit status:
   0  every MUST-class clause that ran passed
@@ -117,7 +119,7 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	flags.StringVar(&opts.LabelFilter, "label-filter", "", "Ginkgo label filter `expression`, such as 'level:MUST && !needs:maildir'")
 	jsonPath := flags.String("json", defaultResultFile, "`file` to write the JSON result to")
 	reports := addReportFlags(flags)
-	list := flags.Bool("list", false, "print the clause IDs and which have a spec, without connecting")
+	list := flags.Bool("list", false, "print the clause IDs, which of them the suite checks, and the labels for --label-filter, without connecting")
 	flags.BoolVar(&opts.Verbose, "verbose", false, "show Ginkgo's report of every spec on stderr in place of a letter per clause")
 	flags.Usage = func() {
 		fmt.Fprint(flags.Output(), conformUsage)
@@ -143,14 +145,14 @@ func runConform(ctx context.Context, args []string, stdout io.Writer) error {
 	opts.Color = isTerminal(os.Stderr)
 
 	r, err := run.Run(ctx, opts)
-	// The progress report on stderr ends without a newline.
-	fmt.Fprintln(os.Stderr)
 	switch {
 	case errors.Is(err, run.ErrInvalidOptions):
 		return usageErrorf("%v", err)
 	case err != nil:
 		return &exitError{status: conformHarnessError, err: err}
 	}
+	// The progress report on stderr ends without a newline.
+	fmt.Fprintln(os.Stderr)
 
 	writeErr := r.Write(*jsonPath)
 	if writeErr != nil {
@@ -290,8 +292,17 @@ func printGroup(w io.Writer, title string, clauses []result.Clause, v result.Ver
 	}
 }
 
-// listClauses prints the catalogue's counts and every clause with the
-// status of its spec.
+// Statuses of a clause in the --list output.
+const (
+	statusChecked       = "checked on the wire"
+	statusNotYet        = "not checked yet"
+	statusOtherRole     = "binds another role"
+	statusUntestable    = "untestable"
+	listStatusColumnFmt = "  %-19s %-9s %-14s %s"
+)
+
+// listClauses prints the catalogue's counts, the labels that a label
+// filter can name, and every clause with whether the suite checks it.
 func listClauses(w io.Writer) error {
 	ids, err := run.List()
 	if err != nil {
@@ -306,24 +317,38 @@ func listClauses(w io.Writer) error {
 	statuses := map[string]int{}
 	var rows []string
 	for _, c := range catalogue.All() {
-		status := "spec"
+		status := statusChecked
 		switch {
 		case hasSpec[c.ID]:
 		case !c.Testable():
-			status = "untestable"
+			status = statusUntestable
 		case c.Role != catalogue.RoleServer:
-			status = "other role"
+			status = statusOtherRole
 		default:
-			status = "no spec yet"
+			status = statusNotYet
 		}
 		statuses[status]++
-		rows = append(rows, fmt.Sprintf("  %-12s %-9s %-14s %s", status, c.Level, c.Role, c.ID))
+		rows = append(rows, fmt.Sprintf(listStatusColumnFmt, status, c.Level, c.Role, c.ID))
 	}
-	fmt.Fprintf(w, "spec status: %d spec, %d no spec yet, %d other role, %d untestable\n",
-		statuses["spec"], statuses["no spec yet"], statuses["other role"], statuses["untestable"])
-	fmt.Fprintf(w, "  %-12s %-9s %-14s %s\n", "STATUS", "LEVEL", "ROLE", "ID")
+	fmt.Fprintf(w, "clauses: %d %s, %d %s, %d %s, %d %s\n",
+		statuses[statusChecked], statusChecked, statuses[statusNotYet], statusNotYet,
+		statuses[statusOtherRole], statusOtherRole, statuses[statusUntestable], statusUntestable)
+	printLabels(w)
+	fmt.Fprintf(w, listStatusColumnFmt+"\n", "STATUS", "LEVEL", "ROLE", "ID")
 	fmt.Fprintln(w, strings.Join(rows, "\n"))
 	return nil
+}
+
+// printLabels prints the labels that --label-filter can name, with an
+// example.
+func printLabels(w io.Writer) {
+	fmt.Fprintln(w, "labels for --label-filter, besides each clause ID that is checked on the wire:")
+	for _, group := range run.LabelGroups() {
+		if len(group.Labels) > 0 {
+			fmt.Fprintf(w, "  %s\n", strings.Join(group.Labels, " "))
+		}
+	}
+	fmt.Fprintf(w, "  example: --label-filter '%s'\n", run.LabelExample)
 }
 
 // isTerminal reports whether f is a character device, such as a terminal.

@@ -545,18 +545,53 @@ var _ = Describe("conform", Ordered, func() {
 		run := runConformCommand(amtpkitPath, "conform", "--list")
 		Expect(run.code).To(Equal(0), run.stderr)
 		Expect(run.stdout).To(ContainSubstring("124 clauses"))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +server MTA +4\.4\.1-helo-rejected$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  checked on the wire +MUST +server MTA +4\.4\.1-helo-rejected$`))
 		Expect(run.stdout).To(MatchRegexp(`(?m)^  untestable +MUST +operator +4\.3\.2-client-ptr-required$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST +client MTA +4\.4\.2-client-starts-with-ehlo$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +SHALL +client MTA +4\.3\.1-srv-procedure$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST NOT +server MTA +5\.2-unacceptable-not-delivered$`))
-		Expect(run.stdout).To(MatchRegexp(`(?m)^  spec +MUST NOT +server MTA +5\.2-no-rewrite$`))
-		Expect(run.stdout).To(MatchRegexp(`spec status: \d+ spec, \d+ no spec yet, \d+ other role, \d+ untestable`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  checked on the wire +MUST +client MTA +4\.4\.2-client-starts-with-ehlo$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  checked on the wire +SHALL +client MTA +4\.3\.1-srv-procedure$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  checked on the wire +MUST NOT +server MTA +5\.2-unacceptable-not-delivered$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  checked on the wire +MUST NOT +server MTA +5\.2-no-rewrite$`))
+		Expect(run.stdout).To(MatchRegexp(`clauses: \d+ checked on the wire, \d+ not checked yet, \d+ binds another role, \d+ untestable`))
+		Expect(run.stdout).NotTo(ContainSubstring("no spec yet"))
 
-		for _, match := range regexp.MustCompile(`(?m)^  spec +\S+(?: NOT)? +server MTA +(\S+)$`).FindAllStringSubmatch(run.stdout, -1) {
+		// The labels that a label filter can name, with an example.
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  level:MAY level:MUST level:MUST-NOT .*level:SHOULD$`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  section:1\.2 .*section:4\.4\.1 .*section:rfc5321-4\.1\.1\.4`))
+		Expect(run.stdout).To(MatchRegexp(`(?m)^  needs:\S+ .*needs:maildir`))
+		Expect(run.stdout).To(ContainSubstring("example: --label-filter 'level:MUST && !needs:maildir'"))
+
+		for _, match := range regexp.MustCompile(`(?m)^  checked on the wire +\S+(?: NOT)? +server MTA +(\S+)$`).FindAllStringSubmatch(run.stdout, -1) {
 			_, ok := catalogue.ByID(match[1])
 			Expect(ok).To(BeTrue(), match[1])
 		}
+	})
+
+	DescribeTable("rejects a selection that checks nothing",
+		func(args []string, named string) {
+			st := newConformStage()
+			jsonPath := filepath.Join(GinkgoT().TempDir(), "result.json")
+			run := runConformCommand(amtpkitPath, append([]string{"conform", "--target", "127.0.0.1:1",
+				"--pki", st.manifest.Dir(), "--dns-listen", st.dnsListen, "--json", jsonPath}, args...)...)
+			Expect(run.code).To(Equal(2), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			Expect(run.stderr).To(ContainSubstring("leaves no clause to check on the wire"))
+			Expect(run.stderr).To(ContainSubstring(named))
+			Expect(run.stderr).To(ContainSubstring("level:MAY level:MUST level:MUST-NOT"))
+			Expect(run.stderr).To(ContainSubstring("needs:maildir"))
+			Expect(run.stderr).NotTo(ContainSubstring("checking 127.0.0.1:1"))
+			Expect(jsonPath).NotTo(BeAnExistingFile())
+		},
+		Entry("mistyped level label", []string{"--label-filter", "level:MUSTT"}, `--label-filter "level:MUSTT"`),
+		Entry("every level skipped",
+			[]string{"--skip", "MUST", "--skip", "MUST-NOT", "--skip", "REQUIRED", "--skip", "SHALL", "--skip", "SHOULD", "--skip", "MAY"},
+			"--skip MUST --skip MUST-NOT"),
+	)
+
+	It("prints a label filter syntax error without colour codes", func() {
+		run := runConformCommand(amtpkitPath, "conform", "--target", "127.0.0.1:1", "--pki", "pki",
+			"--label-filter", "level:MUST &&")
+		Expect(run.code).To(Equal(2), run.stderr)
+		Expect(run.stderr).To(ContainSubstring("Syntax Error Parsing Label Filter"))
+		Expect(run.stderr).NotTo(ContainSubstring("\x1b["))
 	})
 
 	DescribeTable("rejects bad usage with exit status 2",

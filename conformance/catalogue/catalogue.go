@@ -180,7 +180,7 @@ func Summary() string {
 			testable++
 		}
 	}
-	fmt.Fprintf(&b, "%d clauses: %d from %s, %d from %s; %d checked on the wire, %d untestable\n",
+	fmt.Fprintf(&b, "%d clauses: %d from %s, %d from %s; %d testable on the wire, %d untestable\n",
 		len(clauses), bySource[SourceDraft], SourceDraft, bySource[SourceRFC5321], SourceRFC5321,
 		testable, len(clauses)-testable)
 

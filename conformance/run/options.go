@@ -195,7 +195,7 @@ func (o Options) labelFilter() (string, error) {
 	}
 	filter := strings.Join(parts, " && ")
 	if _, err := types.ParseLabelFilter(filter); err != nil {
-		return "", invalidf("label filter %q: %v", filter, err)
+		return "", invalidf("label filter %q: %s", filter, plainFilterError(err))
 	}
 	return filter, nil
 }

@@ -147,13 +147,17 @@ func Run(ctx context.Context, opts Options) (*result.Result, error) {
 		// Ginkgo's report, whose counts and source locations are about the
 		// specs of this toolkit.
 		cfg.Progress = opts.Output
-		fmt.Fprintf(opts.Output, "checking %s (%s):\n", opts.Target, specs.ProgressLegend)
+		cfg.ProgressHeader = fmt.Sprintf("checking %s (%s):", opts.Target, specs.ProgressLegend)
 	}
 
 	start := time.Now()
 	specs.Configure(ctx, cfg)
 	runSpecs(opts, filter, false)
 	end := time.Now()
+
+	if err := checkSelection(filter, given); err != nil {
+		return nil, err
+	}
 
 	interruption := ""
 	if ctx.Err() != nil {

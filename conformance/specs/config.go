@@ -72,6 +72,10 @@ type Config struct {
 	// Progress receives the compact progress report, a letter per clause
 	// (ProgressLegend), or nil for none.
 	Progress io.Writer
+	// ProgressHeader is the line that the progress report starts with,
+	// written before the first letter, so that a run that checks nothing
+	// writes nothing.
+	ProgressHeader string
 }
 
 // RelaySink is an AMTP sink of the suite and the mail domain whose
@@ -140,7 +144,7 @@ func Configure(ctx context.Context, c Config) {
 	runContext = ctx
 	configMu.Unlock()
 	Reset()
-	startProgress(c.Progress)
+	startProgress(c.Progress, c.ProgressHeader)
 }
 
 // current returns the configuration of the running suite.

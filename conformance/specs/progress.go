@@ -29,15 +29,17 @@ var progressLetters = map[result.Verdict]string{
 var progress struct {
 	sync.Mutex
 	w       io.Writer
+	header  string
 	section string
 }
 
-// startProgress sets the writer of the compact progress report for a run;
-// nil turns the report off.
-func startProgress(w io.Writer) {
+// startProgress sets the writer of the compact progress report for a run
+// and the line it starts with; nil turns the report off.
+func startProgress(w io.Writer, header string) {
 	progress.Lock()
 	defer progress.Unlock()
 	progress.w = w
+	progress.header = header
 	progress.section = ""
 }
 
@@ -57,6 +59,10 @@ func reportProgress(id string, v result.Verdict) {
 			// The client-role checks run last and repeat section numbers.
 			section = "client " + section
 		}
+	}
+	if progress.header != "" {
+		fmt.Fprintln(progress.w, progress.header)
+		progress.header = ""
 	}
 	if section != progress.section {
 		if progress.section != "" {
