@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -420,7 +421,7 @@ var _ = Describe("conform", Ordered, func() {
 			Expect(run.stderr).To(MatchRegexp(`Ran 1 of \d+ Specs`))
 		})
 
-		It("records an interrupt as skips and exits with 130", func() {
+		DescribeTable("records an interrupt as skips and exits with 130", func(signal os.Signal, cause string) {
 			dir := GinkgoT().TempDir()
 			jsonPath := filepath.Join(dir, "result.json")
 			markdownPath := filepath.Join(dir, "result.md")
@@ -433,20 +434,20 @@ var _ = Describe("conform", Ordered, func() {
 			// The first letter of the progress report: a check ended and
 			// the next one is running.
 			Eventually(session.Err, 30*time.Second).Should(gbytes.Say(`\n\S+ +[.FWisE]`))
-			session.Signal(os.Interrupt)
+			session.Signal(signal)
 			Eventually(session, conformRunTimeout).Should(gexec.Exit())
 			stderr := string(session.Err.Contents())
 			Expect(session.ExitCode()).To(Equal(130), "stdout:\n%s\nstderr:\n%s", session.Out.Contents(), stderr)
 
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			Expect(lines[len(lines)-1]).To(HavePrefix("amtpkit conform: interrupted (interrupt signal received) after checking "))
+			Expect(lines[len(lines)-1]).To(HavePrefix("amtpkit conform: interrupted (" + cause + ") after checking "))
 			Expect(lines[len(lines)-1]).To(HaveSuffix("partial result in " + jsonPath))
 			Expect(markdownPath).To(BeAnExistingFile())
 
 			r, err := result.Load(jsonPath)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(r.Environment.Interrupted).To(BeTrue())
-			Expect(r.Environment.InterruptReason).To(Equal("interrupt signal received"))
+			Expect(r.Environment.InterruptReason).To(Equal(cause))
 			notRun := 0
 			for _, c := range r.Clauses {
 				Expect(c.Verdict).NotTo(Equal(result.Fail), "%s: %s", c.ID, c.Reason)
@@ -456,7 +457,10 @@ var _ = Describe("conform", Ordered, func() {
 				}
 			}
 			Expect(notRun).To(BeNumerically(">", 0))
-		})
+		},
+			Entry("SIGINT", os.Interrupt, "interrupt signal received"),
+			Entry("SIGTERM", syscall.SIGTERM, "terminated signal received"),
+		)
 
 		It("fails the literal readings under --strict", func() {
 			run, r := st.runConformAgainst(amtpkitPath, srv.public, "--timeout", "3s", "--strict",
