@@ -200,8 +200,12 @@ func SuiteVersion() string {
 			modified = setting.Value == "true"
 		}
 	}
-	if revision != "" {
-		version += " " + revision[:min(len(revision), 12)]
+	// Go names the main module's version after the revision when it
+	// builds from a checkout (v0.0.0-DATE-REVISION, +dirty when modified),
+	// so the revision is added only when the version does not hold it.
+	short := revision[:min(len(revision), 12)]
+	if revision != "" && !strings.Contains(version, short) {
+		version += " " + short
 		if modified {
 			version += "+modified"
 		}
