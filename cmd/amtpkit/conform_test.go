@@ -95,79 +95,31 @@ type conformAmtpd struct {
 	public, public6, private, maildir string
 }
 
-var conformListenerLine = regexp.MustCompile(`amtpd: (public|private) listener on (\S+)`)
-
 // startConformAmtpd starts amtpd with public and private listeners, the
 // PKI's certificates, the suite's DNS address as its resolver, an MPC
 // policy that denies */optout and a Maildir in the stage folder. With
 // ipv6 set, it adds a public listener on ::1.
 func (st *conformStage) startConformAmtpd(amtpdPath string, ipv6 bool) *conformAmtpd {
-	m := st.manifest
-	server, err := m.Cert(pki.CertServer)
-	Expect(err).NotTo(HaveOccurred())
-	privateClient, err := m.Cert(pki.CertPrivateClient)
-	Expect(err).NotTo(HaveOccurred())
-	caPath := func(name string) string {
-		for _, ca := range m.CAs {
-			if ca.Name == name {
-				return m.Path(ca.Cert)
-			}
-		}
-		Fail("CA " + name + " not in the manifest")
-		return ""
-	}
-	maildir := filepath.Join(st.dir, "maildir")
-	Expect(os.MkdirAll(maildir, 0o755)).To(Succeed())
-	publicListen := `"127.0.0.1:0"`
-	listeners := 2
+	publicListen := []string{"127.0.0.1:0"}
 	if ipv6 {
-		publicListen += `, "[::1]:0"`
-		listeners++
+		publicListen = append(publicListen, "[::1]:0")
 	}
+	commandTimeout, err := time.ParseDuration(amtpdCommandTimeout)
+	Expect(err).NotTo(HaveOccurred())
+	config, err := suiteAmtpdConfig{
+		manifest:       st.manifest,
+		work:           st.dir,
+		publicListen:   publicListen,
+		privateListen:  "127.0.0.1:0",
+		dnsListen:      st.dnsListen,
+		gatewaySink:    st.gatewaySink,
+		privateSink:    st.privateSink,
+		commandTimeout: commandTimeout,
+	}.render()
+	Expect(err).NotTo(HaveOccurred())
+	maildir := filepath.Join(st.dir, "maildir")
+	listeners := len(publicListen) + 1
 
-	config := fmt.Sprintf(`hostname = %q
-[tls]
-cert = %q
-key = %q
-[dns]
-server = %q
-timeout = "2s"
-[public]
-listen = [%s]
-client_ca = [%q]
-[private]
-listen = ["127.0.0.1:0"]
-client_ca = [%q]
-users = %q
-[policy]
-mpc = ["DENY */optout"]
-[[domain]]
-name = %q
-mailboxes = ["alice", "bob"]
-[delivery]
-maildir = %q
-[queue]
-dir = %q
-[limits]
-command_timeout = %q
-[log]
-level = "info"
-[[route]]
-domain = "gateway.%s"
-kind = "gateway"
-smarthost = %q
-[[route]]
-domain = "private-sink.%s"
-kind = "private"
-smarthost = %q
-server_name = "private-sink.%s"
-cert = %q
-key = %q
-server_ca = [%q]
-`, server.CN, m.Path(server.Cert), m.Path(server.Key), st.dnsListen, publicListen, caPath(pki.PublicCA),
-		caPath(pki.PrivateCA), m.Path(m.UsersFile), m.Domain, maildir, filepath.Join(st.dir, "spool"), amtpdCommandTimeout,
-		m.Domain, st.gatewaySink, m.Domain, st.privateSink, m.Domain,
-		m.Path(privateClient.Cert), m.Path(privateClient.Key), caPath(pki.PrivateCA))
 	configPath := filepath.Join(st.dir, "amtpd.toml")
 	Expect(os.WriteFile(configPath, []byte(config), 0o644)).To(Succeed())
 
@@ -178,11 +130,11 @@ server_ca = [%q]
 		Eventually(session, 15*time.Second).Should(gexec.Exit())
 	})
 	Eventually(func() int {
-		return len(conformListenerLine.FindAllString(string(session.Out.Contents()), -1))
+		return len(amtpdListenerLine.FindAllString(string(session.Out.Contents()), -1))
 	}, 10*time.Second).Should(Equal(listeners), "amtpd did not start; its log:\n%s", session.Err.Contents())
 
 	a := &conformAmtpd{maildir: maildir}
-	for _, match := range conformListenerLine.FindAllStringSubmatch(string(session.Out.Contents()), -1) {
+	for _, match := range amtpdListenerLine.FindAllStringSubmatch(string(session.Out.Contents()), -1) {
 		switch {
 		case match[1] == "private":
 			a.private = match[2]

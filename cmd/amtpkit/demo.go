@@ -109,7 +109,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	// configuration's folder, so every path the demo writes is absolute.
 	outDir, err := filepath.Abs(*out)
 	if err != nil {
-		return usageErrorf("--out %s: %v", *out, err)
+		return usageErrorf("invalid --out %s: %v", *out, err)
 	}
 
 	d := &demo{out: outDir, work: filepath.Join(outDir, "demo"), amtpdPath: amtpd, loadDuration: *loadDuration, stdout: stdout}
@@ -120,14 +120,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// findAmtpd returns the amtpd binary to start: the given path, else amtpd
+// findAmtpd returns the amtpd binary to start: path when set, else amtpd
 // in the folder of this executable, else amtpd on PATH.
-func findAmtpd(given string) (string, error) {
-	if given != "" {
-		if _, err := os.Stat(given); err != nil {
-			return "", fmt.Errorf("--amtpd %s: %w", given, err)
+func findAmtpd(path string) (string, error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("--amtpd %s: %w; give the path of an amtpd binary, such as bin/amtpd after 'make build'", path, err)
 		}
-		return given, nil
+		return path, nil
 	}
 
 	if self, err := os.Executable(); err == nil {
@@ -137,11 +137,11 @@ func findAmtpd(given string) (string, error) {
 		}
 	}
 
-	path, err := exec.LookPath("amtpd")
+	found, err := exec.LookPath("amtpd")
 	if err != nil {
 		return "", errors.New("amtpd not found beside amtpkit or on PATH; run 'make build' and use bin/amtpkit, or give --amtpd PATH")
 	}
-	return path, nil
+	return found, nil
 }
 
 // demo is one run of "amtpkit demo".
@@ -242,20 +242,49 @@ func (d *demo) stage() error {
 	return nil
 }
 
-// amtpdConfig returns the configuration of the demo's amtpd: public and
-// private listeners on 127.0.0.1 (and a public one on ::1 when usable)
-// with ports the kernel picks, the PKI's certificates, the demo's DNS
-// server as its resolver, an MPC policy that denies */optout, Maildir
-// delivery, a spool, and routes to the suite's gateway and private sinks.
+// amtpdConfig returns the configuration of the demo's amtpd, with public
+// listeners on 127.0.0.1 (and ::1 when usable) and a private one on the
+// fixed addresses of the demo.
 func (d *demo) amtpdConfig() (string, error) {
-	m, work := d.manifest, d.work
+	public := []string{d.publicListen}
+	if d.ipv6 {
+		public = append(public, d.public6Listen)
+	}
+	return suiteAmtpdConfig{
+		manifest:       d.manifest,
+		work:           d.work,
+		publicListen:   public,
+		privateListen:  d.privateListen,
+		dnsListen:      d.dnsListen,
+		gatewaySink:    d.gatewaySink,
+		privateSink:    d.privateSink,
+		commandTimeout: demoServerTimeout,
+	}.render()
+}
+
+// suiteAmtpdConfig describes an amtpd set up for a whole conformance run:
+// the PKI's certificates, the suite's DNS server as its resolver, an MPC
+// policy that denies */optout, Maildir delivery and a spool under work,
+// and routes to the suite's gateway and private sinks.
+type suiteAmtpdConfig struct {
+	manifest                            *pki.Manifest
+	work                                string
+	publicListen                        []string
+	privateListen                       string
+	dnsListen, gatewaySink, privateSink string
+	commandTimeout                      time.Duration
+}
+
+// render returns the TOML configuration and creates the Maildir folder.
+func (c suiteAmtpdConfig) render() (string, error) {
+	m := c.manifest
 	server, err := m.Cert(pki.CertServer)
 	if err != nil {
-		return "", fmt.Errorf("demo PKI: %w", err)
+		return "", fmt.Errorf("amtpd configuration: %w", err)
 	}
 	privateClient, err := m.Cert(pki.CertPrivateClient)
 	if err != nil {
-		return "", fmt.Errorf("demo PKI: %w", err)
+		return "", fmt.Errorf("amtpd configuration: %w", err)
 	}
 	caPaths := map[string]string{}
 	for _, ca := range m.CAs {
@@ -263,21 +292,21 @@ func (d *demo) amtpdConfig() (string, error) {
 	}
 	for _, name := range []string{pki.PublicCA, pki.PrivateCA} {
 		if caPaths[name] == "" {
-			return "", fmt.Errorf("demo PKI: CA %s is not in the manifest", name)
+			return "", fmt.Errorf("amtpd configuration: CA %s is not in the PKI manifest", name)
 		}
 	}
 
-	maildir, spool := filepath.Join(work, "maildir"), filepath.Join(work, "spool")
+	maildir, spool := filepath.Join(c.work, "maildir"), filepath.Join(c.work, "spool")
 	if err := os.MkdirAll(maildir, 0o755); err != nil {
-		return "", fmt.Errorf("create the demo Maildir: %w", err)
+		return "", fmt.Errorf("create the Maildir folder: %w", err)
 	}
 
-	publicListen := strconv.Quote(d.publicListen)
-	if d.ipv6 {
-		publicListen += ", " + strconv.Quote(d.public6Listen)
+	quoted := make([]string, len(c.publicListen))
+	for i, addr := range c.publicListen {
+		quoted[i] = strconv.Quote(addr)
 	}
 
-	return fmt.Sprintf(`# amtpd configuration written by "amtpkit demo".
+	return fmt.Sprintf(`# amtpd configuration for a conformance run, written by amtpkit.
 hostname = %q
 
 [tls]
@@ -333,10 +362,10 @@ server_name = "private-sink.%s"
 cert = %q
 key = %q
 server_ca = [%q]
-`, server.CN, m.Path(server.Cert), m.Path(server.Key), d.dnsListen, publicListen, caPaths[pki.PublicCA],
-		d.privateListen, caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, demoServerTimeout.String(),
-		m.Domain, d.gatewaySink,
-		m.Domain, d.privateSink, m.Domain, m.Path(privateClient.Cert), m.Path(privateClient.Key), caPaths[pki.PrivateCA]), nil
+`, server.CN, m.Path(server.Cert), m.Path(server.Key), c.dnsListen, strings.Join(quoted, ", "), caPaths[pki.PublicCA],
+		c.privateListen, caPaths[pki.PrivateCA], m.Path(m.UsersFile), m.Domain, maildir, spool, c.commandTimeout.String(),
+		m.Domain, c.gatewaySink,
+		m.Domain, c.privateSink, m.Domain, m.Path(privateClient.Cert), m.Path(privateClient.Key), caPaths[pki.PrivateCA]), nil
 }
 
 // freeLoopbackPort returns 127.0.0.1:PORT with a port that is free for
