@@ -564,14 +564,8 @@ func checkNOOP(c *Check) {
 	if !c.requireBaseline() {
 		return
 	}
-	id, err := validClient()
-	if err != nil {
-		c.Error("%v", err)
-		return
-	}
-	s, err := c.dial("NOOP before and after EHLO", dialOptions{target: current().Target, identity: id})
-	if err != nil {
-		c.Error("could not connect: %s", describe(err))
+	s, id := c.dialValid("NOOP before and after EHLO")
+	if s == nil {
 		return
 	}
 	if !c.readGreeting(s) {
@@ -613,14 +607,8 @@ func checkCommandsBeforeEHLO(c *Check) {
 	if !c.requireBaseline() {
 		return
 	}
-	id, err := validClient()
-	if err != nil {
-		c.Error("%v", err)
-		return
-	}
-	s, err := c.dial("commands before EHLO", dialOptions{target: current().Target, identity: id})
-	if err != nil {
-		c.Error("could not connect: %s", describe(err))
+	s, _ := c.dialValid("commands before EHLO")
+	if s == nil {
 		return
 	}
 	if !c.readGreeting(s) {
@@ -709,14 +697,8 @@ func checkOneReplyPerCommand(c *Check) {
 	if !c.requireBaseline() {
 		return
 	}
-	id, err := validClient()
-	if err != nil {
-		c.Error("%v", err)
-		return
-	}
-	s, err := c.dial("one reply per command", dialOptions{target: current().Target, identity: id})
-	if err != nil {
-		c.Error("could not connect: %s", describe(err))
+	s, id := c.dialValid("one reply per command")
+	if s == nil {
 		return
 	}
 	m := c.newMessage()

@@ -13,16 +13,9 @@ func section4_4_1() {
 			if !c.requireBaseline() {
 				return
 			}
-			id, err := validClient()
-			if err != nil {
-				c.Error("%v", err)
-				return
-			}
-
 			// First HELO: right after the greeting, in place of EHLO.
-			s, err := c.dial("HELO after the greeting", dialOptions{target: current().Target, identity: id})
-			if err != nil {
-				c.Error("could not connect: %s", describe(err))
+			s, id := c.dialValid("HELO after the greeting")
+			if s == nil {
 				return
 			}
 			greeting, err := s.Read()

@@ -91,6 +91,23 @@ func (c *Check) dial(label string, opts dialOptions) (*Session, error) {
 	return s, nil
 }
 
+// dialValid connects to the public target as the PKI's valid client. It
+// records an error and returns a nil session when that fails.
+func (c *Check) dialValid(label string) (*Session, Identity) {
+	id, err := validClient()
+	if err != nil {
+		c.Error("%v", err)
+		return nil, id
+	}
+
+	s, err := c.dial(label, dialOptions{target: current().Target, identity: id})
+	if err != nil {
+		c.Error("could not connect: %s", describe(err))
+		return nil, id
+	}
+	return s, id
+}
+
 // evidence returns the record of the session.
 func (s *Session) evidence() result.Evidence {
 	if s.conn == nil {
