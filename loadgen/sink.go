@@ -99,9 +99,9 @@ func startRelaySink(ctx context.Context, g *generator) (*relaySink, error) {
 // serveDNS serves the PKI's zone plus the relay domain's SRV and A
 // records on cfg.DNSListen.
 //
-// NOTE: each shard of a sharded relay run starts its own sink, but a
-// server resolves through one DNS address, so only the shard that serves
-// it receives deliveries; the others count their messages as undelivered.
+// NOTE: each shard of a sharded relay run starts its own sink. A server
+// resolves through one DNS address, so only the shard that serves it
+// receives deliveries, and the others count their messages as undelivered.
 func (s *relaySink) serveDNS(ctx context.Context) error {
 	m := s.g.cfg.PKI
 	zoneText, err := os.ReadFile(m.Path(m.ZoneFile))

@@ -16,7 +16,7 @@ import (
 	"github.com/amtp-toolkit/amtp/fixtures/pki"
 )
 
-// testServer is a test-only AMTP server on 127.0.0.1. It greets, answers
+// testServer is a test-only AMTP server on 127.0.0.1. It greets and replies to
 // EHLO, MAIL, RCPT, DATA and QUIT. Its options make it stall, reject some
 // connections or trust another CA.
 type testServer struct {

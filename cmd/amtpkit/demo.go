@@ -262,10 +262,10 @@ func (d *demo) amtpdConfig() (string, error) {
 	}.render()
 }
 
-// suiteAmtpdConfig describes an amtpd set up for a whole conformance run:
-// the PKI's certificates, the suite's DNS server as its resolver, an MPC
-// policy that denies */optout, Maildir delivery and a spool under work,
-// and routes to the suite's gateway and private sinks.
+// suiteAmtpdConfig describes an amtpd set up for a whole conformance run.
+// It uses the PKI's certificates and the suite's DNS server, denies
+// */optout, delivers to a Maildir under work and routes two domains to the
+// suite's gateway and private sinks.
 type suiteAmtpdConfig struct {
 	manifest                            *pki.Manifest
 	work                                string

@@ -164,8 +164,8 @@ func (c *Check) expectRejectedOn(target string, cases ...rejection) {
 	c.Pass("the listener %s %s", target, strings.Join(rejections, "; "))
 }
 
-// judge421Greeting tells a rejection of the client id from a busy server,
-// since both send a 421 greeting. The server must close the connection
+// judge421Greeting distinguishes a rejection of the client id from a busy
+// server, since both send a 421 greeting. The server must close the connection
 // after that greeting, as RFC 5321 section 3.8 requires of a 421 reply,
 // and a control session of the listener's valid client certificate,
 // opened right after, must get 220. When id is that certificate itself,
@@ -231,7 +231,7 @@ func (c *Check) controlGreeting(target string) (detail, certName string, ok bool
 
 // acceptRejectionAtGreeting reports whether the run accepts a 421 greeting
 // followed by a close as the rejection of a client. With --strict it
-// records a broken clause and returns false: a 421 reply tells the client
+// records a broken clause and returns false, because a 421 reply asks the client
 // to try again later, and section 4.4.2.1 answers a failed authentication
 // with 504.
 func (c *Check) acceptRejectionAtGreeting(target, what, detail string) bool {

@@ -197,7 +197,7 @@ func Interruption() string {
 
 // interruptedOutcome turns the outcome of a check that the run's
 // cancellation cut short into a skip. A step that the cancellation ended
-// says nothing about the server, so the verdict it led to is kept only as
+// is no evidence about the server, so the verdict it led to is kept only as
 // an observation.
 func interruptedOutcome(o result.Outcome, interruption string) result.Outcome {
 	if o.Verdict != "" {

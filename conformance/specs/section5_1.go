@@ -82,10 +82,10 @@ func checkNoPublicRelay(c *Check) {
 }
 
 // checkRelayOverPrivate submits a message over a public connection for
-// the domain of the suite's private sink, which the server's operator
-// routes to the sink over a private network connection, and checks that
-// the client certificate the server presents there chains to the PKI's
-// private CA.
+// the domain of the suite's private sink. The server's operator routes
+// that domain over a private network connection, so the check requires
+// the client certificate the server presents at the sink to chain to the
+// PKI's private CA.
 func checkRelayOverPrivate(c *Check) {
 	tx, ok := c.relayByRoute(current().PrivateSink, "--private-sink", true, "per/individual")
 	if !ok {

@@ -127,8 +127,8 @@ type Run struct {
 	// Warnings are conditions that make the figures less trustworthy,
 	// such as a requested rate near the generator's own capacity.
 	Warnings []string `json:"warnings,omitempty"`
-	// StopReason is why the run ended: "duration", "count", "steps" (the
-	// last rate step ended), "interrupted" or "find-max". A merged result
+	// StopReason is the cause of the end of the run: "duration", "count",
+	// "steps" (the last rate step ended), "interrupted" or "find-max". A merged result
 	// lists the reasons of its shards, separated by commas.
 	StopReason string `json:"stop_reason"`
 }
