@@ -182,6 +182,7 @@ var _ = Describe("amtpd queue", Ordered, func() {
 			s := runQueueCommand(command, "--config", srv.config, "NOSUCHMESSAGE")
 			Expect(s.ExitCode()).To(Equal(1), command)
 			Expect(string(s.Err.Contents())).To(ContainSubstring("NOSUCHMESSAGE is not in the queue"), command)
+			Expect(string(s.Err.Contents())).To(ContainSubstring("run 'amtpd queue list' for the IDs"), command)
 		}
 	})
 

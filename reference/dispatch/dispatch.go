@@ -248,7 +248,7 @@ func (d *Dispatcher) Delete(id string) error {
 	d.mu.Unlock()
 
 	if _, ok := d.opts.Spool.Get(id); !ok {
-		return fmt.Errorf("message %s is not in the queue", id)
+		return fmt.Errorf("message %s is not in the queue; run 'amtpd queue list' for the IDs", id)
 	}
 	if err := d.opts.Spool.Remove(id); err != nil {
 		return err
